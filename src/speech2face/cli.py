@@ -1,0 +1,97 @@
+"""The `s2f` command: thin verbs over the Python API.
+
+Every verb has --help; bad input ends in one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from . import __version__
+from .errors import Speech2FaceError
+
+EXIT_USER_ERROR = 2
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _info(args: argparse.Namespace) -> int:
+    from . import audio
+    from .models.voice_encoder import VoiceEncoder, VoiceEncoderConfig, count_flops
+
+    frames = audio.num_frames(round(args.seconds * audio.SAMPLE_RATE))
+    rows = []
+    for name in args.config:
+        config = VoiceEncoderConfig.named(name)
+        if frames < config.min_frames:
+            raise Speech2FaceError(f"{args.seconds} s is shorter than the {name} encoder's minimum input "
+                                   f"({config.min_frames} frames)")
+        import torch
+
+        with torch.device("meta"):  # counts without allocating the (large) paper model
+            parameters = VoiceEncoder(config).num_parameters()
+        rows.append({"config": name, "parameters": parameters, "frames": frames,
+                     "forward_flops": count_flops(config, frames),
+                     "train_flops": count_flops(config, frames, backward=True),
+                     "output_dim": config.output_dim})
+    if args.json:
+        print(json.dumps({"version": __version__, "voice_encoders": rows}, indent=2))
+        return 0
+    print(f"speech2face {__version__}")
+    print(f"front end: {audio.SAMPLE_RATE} Hz, window {audio.WIN_LENGTH}, hop {audio.HOP_LENGTH}, "
+          f"FFT {audio.N_FFT} -> {audio.N_FREQ} bins, |x|^{audio.COMPRESSION_POWER} on real and imaginary parts")
+    print(f"input for {args.seconds:g} s: (2, {frames}, {audio.N_FREQ})")
+    print(f"{'voice encoder':<14}{'parameters':>14}{'GFLOPs fwd':>13}{'GFLOPs train':>15}{'output':>8}")
+    for row in rows:
+        print(f"{row['config']:<14}{row['parameters']:>14,}{row['forward_flops'] / 1e9:>13.2f}"
+              f"{row['train_flops'] / 1e9:>15.2f}{row['output_dim']:>8}")
+    print("FLOPs count 2 per multiply-add, per clip; train = forward + backward.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="s2f",
+        description="speech2face: learn what a person looks like from their voice (Speech2Face, Oh et al. 2019).",
+        epilog="Run 's2f VERB --help' for each verb's options.")
+    parser.add_argument("--version", action="version", version=f"speech2face {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+
+    info = verbs.add_parser(
+        "info", help="sizes and costs of the models",
+        description="Print the audio front end's settings and, per voice encoder config, its parameters "
+                    "and FLOPs per clip (counted on the meta device: instant, no memory).")
+    info.add_argument("--config", nargs="+", choices=("paper", "small"), default=["paper", "small"],
+                      help="which voice encoder configs to describe (default: both)")
+    info.add_argument("--seconds", type=float, default=6.0, help="clip length to cost (default: 6, the paper's)")
+    info.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    info.set_defaults(handler=_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return EXIT_USER_ERROR
+    try:
+        return handler(args)
+    except Speech2FaceError as error:
+        print(f"s2f {args.verb}: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"s2f {args.verb}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""The voice encoder of Speech2Face (Oh et al. 2019, Table 1): spectrogram -> predicted face feature.
+
+Choices the paper leaves open, made here (docs/voice_encoder.md explains them):
+- Every conv is 4x4. Stride-1 convs pad 1 before and 2 after on both axes ("same": size kept);
+  stride-2 convs pad 1 on each side, so a length n becomes floor(n / 2). For 6 s the paper config maps
+  (598 x 257) -> 299 -> 149 -> 74 -> 37 (pools) -> 18 x 128 -> 9 x 64 (stride-2 convs).
+- A block is conv -> ReLU -> BatchNorm (the paper's order). The last conv is linear: no ReLU and no
+  BatchNorm, as the average pooling over time -> ReLU -> BatchNorm right after it stand in for them.
+- Max-pooling is 2 x 1 (time only) in the paper config, so any length >= `min_frames` works; the
+  average over the whole time axis removes time, and the flattened (channels x frequency) vector
+  feeds FC 4096 + ReLU -> FC output_dim (no ReLU: the output is a regression target).
+- Targets: the paper's VGG-Face fc7 is taken AFTER its ReLU, because fc8 (used by the distillation
+  loss) reads fc7 after ReLU in VGG-Face itself; the prediction stays linear. Other teachers (dlib's
+  128-d descriptor) give their embedding as it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..audio import CLIP_FRAMES, N_FREQ
+from .pretrained import PretrainedModel
+
+KERNEL_SIZE = 4
+
+
+@dataclass(frozen=True)
+class VoiceEncoderConfig:
+    """Widths and layout of the voice encoder; saved inside every checkpoint as config.json."""
+
+    channels: tuple[int, ...] = (64, 64, 128, 128, 128, 256, 512, 512, 512)
+    strides: tuple[int, ...] = (1, 1, 1, 1, 1, 1, 1, 2, 2)  # per conv, on both axes
+    pool_after: tuple[int, ...] = (2, 3, 4, 5)  # indices of the convs followed by a max-pool
+    pool_freq: int = 1  # the pools' size along frequency (along time it is always 2)
+    hidden_dim: int = 4096
+    output_dim: int = 4096
+    n_freq: int = N_FREQ
+    in_channels: int = 2  # real and imaginary parts
+
+    def __post_init__(self) -> None:
+        if not self.channels or len(self.strides) != len(self.channels):
+            raise ValueError(f"need one stride per conv: {len(self.channels)} convs, {len(self.strides)} strides")
+        if any(s not in (1, 2) for s in self.strides):
+            raise ValueError(f"strides must be 1 or 2, got {self.strides}")
+        if any(not 0 <= i < len(self.channels) for i in self.pool_after):
+            raise ValueError(f"pool_after indices {self.pool_after} out of range for {len(self.channels)} convs")
+        if min(self.channels) < 1 or min(self.hidden_dim, self.output_dim, self.pool_freq) < 1:
+            raise ValueError("widths and pool sizes must be positive")
+        if self.output_freq < 1:
+            raise ValueError(f"{self.n_freq} frequency bins vanish through this stack of pools and strides")
+
+    @classmethod
+    def paper(cls, output_dim: int = 4096) -> VoiceEncoderConfig:
+        """The paper's encoder: 2.1e11 FLOPs per 6 s clip, 1.6e8 parameters (0.13e9 in fc1)."""
+        return cls(output_dim=output_dim)
+
+    @classmethod
+    def small(cls, output_dim: int = 128) -> VoiceEncoderConfig:
+        """Same code for CPU work: narrower, and pools frequency too (1.1e9 FLOPs per 6 s clip)."""
+        return cls(channels=(16, 16, 32, 64, 128, 128, 256), strides=(1, 1, 1, 1, 1, 2, 2),
+                   pool_after=(0, 1, 2, 3), pool_freq=2, hidden_dim=512, output_dim=output_dim)
+
+    @classmethod
+    def named(cls, name: str, output_dim: int | None = None) -> VoiceEncoderConfig:
+        presets = {"paper": cls.paper, "small": cls.small}
+        if name not in presets:
+            raise ValueError(f"unknown voice encoder config {name!r}; choose from {', '.join(presets)}")
+        return presets[name]() if output_dim is None else presets[name](output_dim)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VoiceEncoderConfig:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - fields
+        if unknown:
+            raise ValueError(f"unknown voice encoder settings: {', '.join(sorted(unknown))}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+    def _shrink(self, length: int, axis_pool: int) -> int:
+        for index, stride in enumerate(self.strides):
+            length = length // 2 if stride == 2 else length
+            if index in self.pool_after:
+                length //= axis_pool
+        return length
+
+    def output_frames(self, frames: int) -> int:
+        """Time steps left before the average pooling, for an input of `frames` frames."""
+        return self._shrink(frames, 2)
+
+    @property
+    def output_freq(self) -> int:
+        return self._shrink(self.n_freq, self.pool_freq)
+
+    @property
+    def min_frames(self) -> int:
+        """The shortest input (in spectrogram frames) the encoder accepts."""
+        frames = 1
+        while self.output_frames(frames) < 1:
+            frames += 1
+        return frames
+
+
+def conv_block(in_channels: int, out_channels: int, stride: int, activate: bool) -> nn.Sequential:
+    """4x4 conv (padded as the module docstring says) [-> ReLU -> BatchNorm]."""
+    if stride == 1:  # (left, right, top, bottom) = (freq before, freq after, time before, time after)
+        layers: list[nn.Module] = [nn.ZeroPad2d((1, 2, 1, 2)), nn.Conv2d(in_channels, out_channels, KERNEL_SIZE)]
+    else:
+        layers = [nn.Conv2d(in_channels, out_channels, KERNEL_SIZE, stride=stride, padding=1)]
+    if activate:
+        layers += [nn.ReLU(inplace=True), nn.BatchNorm2d(out_channels)]
+    return nn.Sequential(*layers)
+
+
+class VoiceEncoder(PretrainedModel):
+    """Spectrogram (B, 2, T, n_freq) -> predicted face feature (B, output_dim), for any T >= min_frames."""
+
+    config_class = VoiceEncoderConfig
+    model_type = "voice_encoder"
+
+    def __init__(self, config: VoiceEncoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        layers: list[nn.Module] = []
+        in_channels = config.in_channels
+        last = len(config.channels) - 1
+        for index, (out_channels, stride) in enumerate(zip(config.channels, config.strides, strict=True)):
+            layers.append(conv_block(in_channels, out_channels, stride, activate=index != last))
+            if index in config.pool_after:
+                layers.append(nn.MaxPool2d((2, config.pool_freq)))
+            in_channels = out_channels
+        self.convs = nn.Sequential(*layers)
+        self.pooled_norm = nn.BatchNorm1d(in_channels)
+        self.fc1 = nn.Linear(in_channels * config.output_freq, config.hidden_dim)
+        self.fc2 = nn.Linear(config.hidden_dim, config.output_dim)
+
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        """spec: (B, 2, T, n_freq) from `speech2face.spectrogram` -> (B, output_dim)."""
+        config = self.config
+        if spec.dim() != 4 or spec.shape[1] != config.in_channels or spec.shape[3] != config.n_freq:
+            raise ValueError(f"voice encoder takes (B, {config.in_channels}, T, {config.n_freq}), "
+                             f"got {tuple(spec.shape)}")
+        if spec.shape[2] < config.min_frames:
+            raise ValueError(f"input of {spec.shape[2]} frames is shorter than the encoder's minimum "
+                             f"of {config.min_frames} ({config.min_frames / 100:.2f} s)")
+        x = self.convs(spec)  # (B, C, T', F')
+        x = x.mean(dim=2)  # average over all of time: (B, C, F')
+        x = self.pooled_norm(F.relu(x))
+        x = F.relu(self.fc1(x.flatten(1)))  # (B, hidden)
+        return self.fc2(x)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def flops(self, frames: int = CLIP_FRAMES, backward: bool = False) -> int:
+        """Matmul and conv FLOPs (2 per multiply-add) for one clip of `frames` frames (598 = 6 s)."""
+        return count_flops(self.config, frames, backward)
+
+
+def count_flops(config: VoiceEncoderConfig, frames: int = CLIP_FRAMES, backward: bool = False) -> int:
+    """FLOPs of one clip through a model of `config`, counted on the meta device (no memory, no time)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = VoiceEncoder(config).train(backward)
+        spec = torch.zeros(2, config.in_channels, frames, config.n_freq)  # 2: BatchNorm needs a batch
+        with FlopCounterMode(display=False) as counter:
+            out = model(spec)
+            if backward:
+                out.sum().backward()
+    return counter.get_total_flops() // 2

@@ -1,0 +1,117 @@
+"""Test media made on the fly: espeak-ng speech encoded by the ffmpeg command line into every format.
+
+Nothing binary is committed; each session builds its files once in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SPEECH_TEXT = "The quick brown fox jumps over the lazy dog. A voice says something about a face."
+
+# name -> ffmpeg output options; every file is made from the same espeak-ng recording.
+AUDIO_FORMATS: dict[str, list[str]] = {
+    "speech.wav": ["-c:a", "pcm_s16le"],
+    "speech_s32.wav": ["-c:a", "pcm_s32le"],
+    "speech_u8.wav": ["-c:a", "pcm_u8"],
+    "speech_f32.wav": ["-c:a", "pcm_f32le"],
+    "speech_f64.wav": ["-c:a", "pcm_f64le"],
+    "speech_44k_stereo.wav": ["-ar", "44100", "-ac", "2", "-c:a", "pcm_s16le"],
+    "speech_8k.wav": ["-ar", "8000", "-c:a", "pcm_s16le"],
+    "speech.flac": ["-c:a", "flac"],
+    "speech.mp3": ["-c:a", "libmp3lame", "-b:a", "64k"],
+    "speech.ogg": ["-c:a", "libvorbis"],
+    "speech.opus": ["-c:a", "libopus", "-b:a", "48k"],
+    "speech.m4a": ["-c:a", "aac", "-b:a", "96k"],
+    "speech_48k_stereo.m4a": ["-ar", "48000", "-ac", "2", "-c:a", "aac"],
+}
+
+# name -> (video codec options, audio codec options); a moving test pattern with the speech as sound.
+VIDEO_FORMATS: dict[str, tuple[list[str], list[str]]] = {
+    "video.mp4": (["-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "ultrafast"], ["-c:a", "aac"]),
+    "video.mkv": (["-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "ultrafast"], ["-c:a", "libvorbis"]),
+    "video.webm": (["-c:v", "libvpx", "-deadline", "realtime", "-b:v", "200k"], ["-c:a", "libopus"]),
+    "video.mov": (["-c:v", "mpeg4"], ["-c:a", "pcm_s16le"]),
+}
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed; .ci/run installs it (apt-get install {name})")
+    return path
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run([require_tool("ffmpeg"), "-nostdin", "-v", "error", "-y", *args], check=True)
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
+    """Write int16 mono or (N, C) samples with the standard library, independently of the code under test."""
+    data = np.asarray(samples)
+    channels = 1 if data.ndim == 1 else data.shape[1]
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(channels)
+        handle.setsampwidth(2)
+        handle.setframerate(rate)
+        handle.writeframes(data.astype("<i2").tobytes())
+    return path
+
+
+def read_wav_int16(path: Path) -> tuple[np.ndarray, int]:
+    with wave.open(str(path), "rb") as handle:
+        data = np.frombuffer(handle.readframes(handle.getnframes()), "<i2")
+        return data, handle.getframerate()
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Real files in every supported format, plus damaged ones, all from one espeak-ng recording."""
+    root = tmp_path_factory.mktemp("media")
+    source = root / "espeak.wav"
+    subprocess.run([require_tool("espeak-ng"), "-w", str(source), SPEECH_TEXT], check=True)
+    files: dict[str, Path] = {"espeak.wav": source}
+    for name, options in AUDIO_FORMATS.items():
+        ffmpeg("-i", str(source), *options, str(root / name))
+        files[name] = root / name
+    for name, (video_options, audio_options) in VIDEO_FORMATS.items():
+        ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=15", "-i", str(source), "-shortest",
+               *video_options, *audio_options, str(root / name))
+        files[name] = root / name
+    ffmpeg("-f", "lavfi", "-i", "testsrc=duration=2:size=160x120:rate=15",
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "ultrafast", str(root / "silent_video.mp4"))
+    files["silent_video.mp4"] = root / "silent_video.mp4"
+
+    rng = np.random.default_rng(0)
+    damaged = {
+        "empty.wav": b"",
+        "garbage.wav": rng.integers(0, 256, 20_000, dtype=np.uint8).tobytes(),
+        "text.mp3": b"This is a text file that someone named .mp3 by mistake.\n" * 40,
+        "truncated.wav": files["speech.wav"].read_bytes()[: files["speech.wav"].stat().st_size // 2],
+        "truncated.mp3": files["speech.mp3"].read_bytes()[: files["speech.mp3"].stat().st_size // 2],
+        "truncated.flac": files["speech.flac"].read_bytes()[: files["speech.flac"].stat().st_size // 2],
+        "truncated.ogg": files["speech.ogg"].read_bytes()[: files["speech.ogg"].stat().st_size // 2],
+        "truncated.opus": files["speech.opus"].read_bytes()[: files["speech.opus"].stat().st_size // 2],
+        "truncated.m4a": files["speech.m4a"].read_bytes()[: files["speech.m4a"].stat().st_size // 2],
+        "truncated_video.mp4": files["video.mp4"].read_bytes()[: files["video.mp4"].stat().st_size // 2],
+    }
+    for name, data in damaged.items():
+        (root / name).write_bytes(data)
+        files[name] = root / name
+    for name in ("speech.mp3", "speech.flac"):  # 4 kB of noise over the middle of the stream
+        data = bytearray(files[name].read_bytes())
+        middle = len(data) // 2
+        data[middle:middle + 4000] = rng.integers(0, 256, 4000, dtype=np.uint8).tobytes()
+        corrupt = root / f"corrupt_{name}"
+        corrupt.write_bytes(bytes(data))
+        files[corrupt.name] = corrupt
+    files["zero_length.wav"] = write_wav(root / "zero_length.wav", np.zeros(0), 16_000)
+    files["a_directory.wav"] = root / "a_directory.wav"
+    files["a_directory.wav"].mkdir()
+    return files
