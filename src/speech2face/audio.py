@@ -229,8 +229,9 @@ def fit_length(wave: np.ndarray | torch.Tensor, seconds: float = CLIP_SECONDS, s
     return tiled[..., :target]
 
 
-def _periodic_hann(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    return torch.hann_window(WIN_LENGTH, periodic=True, device=device, dtype=dtype)
+# On CPU, clips go through the front end a few at a time: each step's buffers then stay in cache, which
+# measured 3-4x faster than one pass over a batch of 64 (benchmarks/frontend.py).
+_CPU_CLIPS_PER_STEP = 4
 
 
 def spectrogram(wave: torch.Tensor) -> torch.Tensor:
@@ -247,9 +248,14 @@ def spectrogram(wave: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"spectrogram takes (N,) or (B, N), got shape {tuple(wave.shape)}")
     if wave.shape[-1] < WIN_LENGTH:
         raise ValueError(f"need at least {WIN_LENGTH} samples for one frame, got {wave.shape[-1]}")
-    wave = wave.float()
-    frames = wave.unfold(-1, WIN_LENGTH, HOP_LENGTH)  # (B?, T, 400), a view
-    spectrum = torch.fft.rfft(frames * _periodic_hann(wave.device, wave.dtype), n=N_FFT)  # (B?, T, 257)
-    parts = torch.view_as_real(spectrum).movedim(-1, -3)  # (B?, 2, T, 257)
-    compressed = parts.abs().pow_(COMPRESSION_POWER).copysign_(parts)
-    return compressed.contiguous()
+    clips = wave.float().reshape(-1, wave.shape[-1])
+    window = torch.hann_window(WIN_LENGTH, periodic=True, device=clips.device)
+    out = torch.empty(clips.shape[0], 2, num_frames(clips.shape[1]), N_FREQ, device=clips.device)
+    step = _CPU_CLIPS_PER_STEP if clips.device.type == "cpu" else clips.shape[0]
+    for first in range(0, clips.shape[0], step):
+        frames = clips[first:first + step].unfold(-1, WIN_LENGTH, HOP_LENGTH)  # (b, T, 400), a view
+        parts = torch.view_as_real(torch.fft.rfft(frames * window, n=N_FFT))  # (b, T, 257, 2)
+        # |x|^p as exp(p log|x|): the same to float32 rounding, and cheaper than pow (log 0 -> 0 too).
+        compressed = parts.abs().log_().mul_(COMPRESSION_POWER).exp_().copysign_(parts)
+        out[first:first + step].copy_(compressed.permute(0, 3, 1, 2))
+    return out if wave.dim() == 2 else out[0]

@@ -150,7 +150,8 @@ class VoiceEncoder(PretrainedModel):
         if spec.shape[2] < config.min_frames:
             raise ValueError(f"input of {spec.shape[2]} frames is shorter than the encoder's minimum "
                              f"of {config.min_frames} ({config.min_frames / 100:.2f} s)")
-        x = self.convs(spec)  # (B, C, T', F')
+        # NHWC convs: 15-35 % faster on CPU (oneDNN) and what tensor cores want (benchmarks/voice_encoder.py).
+        x = self.convs(spec.contiguous(memory_format=torch.channels_last))  # (B, C, T', F')
         x = x.mean(dim=2)  # average over all of time: (B, C, F')
         x = self.pooled_norm(F.relu(x))
         x = F.relu(self.fc1(x.flatten(1)))  # (B, hidden)

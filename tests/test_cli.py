@@ -1,0 +1,50 @@
+"""The s2f command as a user runs it: a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def s2f(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "speech2face", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_help_lists_the_verbs() -> None:
+    result = s2f("--help")
+    assert result.returncode == 0
+    assert "info" in result.stdout
+    assert "usage: s2f" in result.stdout
+
+
+def test_info_prints_both_configs() -> None:
+    result = s2f("info")
+    assert result.returncode == 0, result.stderr
+    assert "(2, 598, 257)" in result.stdout
+    lines = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.split()}
+    assert lines["paper"][1] == "162,743,040"
+    assert 100 < float(lines["paper"][2]) < 300  # GFLOPs forward per 6 s clip
+    assert float(lines["small"][2]) < 5
+
+
+def test_info_json_is_machine_readable() -> None:
+    result = s2f("info", "--json", "--config", "small", "--seconds", "3")
+    data = json.loads(result.stdout)
+    (row,) = data["voice_encoders"]
+    assert row["config"] == "small" and row["frames"] == 298
+    assert row["train_flops"] > 2 * row["forward_flops"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("info", "--seconds", "0.2"), "shorter than the paper encoder's minimum"),
+    (("info", "--config", "huge"), "invalid choice"),
+    ((), "usage: s2f"),
+])
+def test_bad_input_is_one_line_and_exit_2(args: tuple[str, ...], message: str) -> None:
+    result = s2f(*args)
+    assert result.returncode == 2
+    assert message in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
