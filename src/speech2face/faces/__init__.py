@@ -1,0 +1,27 @@
+"""Faces: detect, landmarks, align to a canonical crop, and embed with a face encoder (the teacher).
+
+    boxes = faces.detect(image)                       # list[FaceBox], largest first; [] when none
+    points = faces.landmarks(image, boxes[0])         # (68, 2)
+    crop = faces.align(image, points, size=224)       # .image (224, 224, 3) uint8, .landmarks (68, 2)
+    encoder = faces.get_encoder("dlib")               # .dim, .embed((N, H, W, 3) uint8) -> (N, dim)
+"""
+
+from .align import AlignedFace, align
+from .detect import FaceBox, as_rgb, detect, pick
+from .encoders import FaceEncoder, available_encoders, get_encoder
+from .landmarks import NUM_LANDMARKS, eye_centers, landmarks
+
+__all__ = [
+    "NUM_LANDMARKS",
+    "AlignedFace",
+    "FaceBox",
+    "FaceEncoder",
+    "align",
+    "as_rgb",
+    "available_encoders",
+    "detect",
+    "eye_centers",
+    "get_encoder",
+    "landmarks",
+    "pick",
+]
