@@ -51,7 +51,7 @@ class DlibEncoder:
                  for face in check_batch(faces)]
         if not chips:
             return np.zeros((0, self.dim), np.float32)
-        return np.array([np.array(self._model.compute_face_descriptor(chip)) for chip in chips], np.float32)
+        return np.array([np.array(d) for d in self._model.compute_face_descriptor(chips)], np.float32)
 
 
 _ENCODERS: dict[str, Callable[[], FaceEncoder]] = {"dlib": DlibEncoder}
