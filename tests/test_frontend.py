@@ -69,9 +69,10 @@ def test_batched_equals_one_by_one() -> None:
         torch.testing.assert_close(batch[i], s2f.spectrogram(waves[i]))
 
 
-def test_float64_and_int_like_input_gives_float32() -> None:
+def test_float64_input_gives_float32_and_empty_batches_work() -> None:
     wave = torch.from_numpy(speechlike(1.0)).double()
     assert s2f.spectrogram(wave).dtype == torch.float32
+    assert s2f.spectrogram(torch.zeros(0, 16_000)).shape == (0, 2, 98, 257)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

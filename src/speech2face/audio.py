@@ -251,7 +251,7 @@ def spectrogram(wave: torch.Tensor) -> torch.Tensor:
     clips = wave.float().reshape(-1, wave.shape[-1])
     window = torch.hann_window(WIN_LENGTH, periodic=True, device=clips.device)
     out = torch.empty(clips.shape[0], 2, num_frames(clips.shape[1]), N_FREQ, device=clips.device)
-    step = _CPU_CLIPS_PER_STEP if clips.device.type == "cpu" else clips.shape[0]
+    step = _CPU_CLIPS_PER_STEP if clips.device.type == "cpu" else max(1, clips.shape[0])
     for first in range(0, clips.shape[0], step):
         frames = clips[first:first + step].unfold(-1, WIN_LENGTH, HOP_LENGTH)  # (b, T, 400), a view
         parts = torch.view_as_real(torch.fft.rfft(frames * window, n=N_FFT))  # (b, T, 257, 2)

@@ -20,6 +20,8 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _info(args: argparse.Namespace) -> int:
+    import torch
+
     from . import audio
     from .models.voice_encoder import VoiceEncoder, VoiceEncoderConfig, count_flops
 
@@ -30,8 +32,6 @@ def _info(args: argparse.Namespace) -> int:
         if frames < config.min_frames:
             raise Speech2FaceError(f"{args.seconds} s is shorter than the {name} encoder's minimum input "
                                    f"({config.min_frames} frames)")
-        import torch
-
         with torch.device("meta"):  # counts without allocating the (large) paper model
             parameters = VoiceEncoder(config).num_parameters()
         rows.append({"config": name, "parameters": parameters, "frames": frames,
