@@ -8,23 +8,18 @@ it is measured here against dlib in the same run.
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 
 import numpy as np
 import skimage.data
 
 from speech2face import faces
+from timing import seconds_per_call
 
 
 def rate(run: Callable[[], object], items: int, repeats: int) -> float:
-    run()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
-    return items / best
+    """Items per second of `run`, which handles `items` faces per call."""
+    return items / seconds_per_call(run, repeats, min_seconds=0.5)
 
 
 def main() -> None:

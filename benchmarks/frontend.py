@@ -9,7 +9,6 @@ Prints 6 s clips per second for each, and the ratio (target: >= 20x on 2 cores).
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
@@ -17,6 +16,7 @@ from scipy import signal
 
 import speech2face as s2f
 from speech2face import audio
+from timing import seconds_per_call
 
 
 def scipy_per_clip(wave: np.ndarray) -> np.ndarray:
@@ -27,15 +27,6 @@ def scipy_per_clip(wave: np.ndarray) -> np.ndarray:
     spectrum = spectrum.T * np.hanning(audio.WIN_LENGTH + 1)[:-1].sum()  # undo scipy's 1/sum(window) scaling
     parts = np.stack([spectrum.real, spectrum.imag])
     return np.sign(parts) * np.abs(parts) ** audio.COMPRESSION_POWER
-
-
-def best_of(repeats: int, run: callable) -> float:  # type: ignore[valid-type]
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:
@@ -58,8 +49,8 @@ def main() -> None:
     assert np.abs(ours - theirs).max() < 1e-2 * np.abs(theirs).max()
 
     baseline_clips = min(args.clips, 64)
-    baseline = best_of(args.repeats, lambda: [scipy_per_clip(w) for w in waves[:baseline_clips]])
-    batched = best_of(args.repeats, lambda: [s2f.spectrogram(b) for b in batches])
+    baseline = seconds_per_call(lambda: [scipy_per_clip(w) for w in waves[:baseline_clips]], args.repeats)
+    batched = seconds_per_call(lambda: [s2f.spectrogram(b) for b in batches], args.repeats)
     baseline_rate = baseline_clips / baseline
     batched_rate = args.clips / batched
 
@@ -87,7 +78,7 @@ def print_breakdown(clips: torch.Tensor, repeats: int) -> None:
     }
     print("  per-clip breakdown of one 4-clip step (ms):")
     for name, run in stages.items():
-        seconds = best_of(repeats * 10, run) / clips.shape[0]
+        seconds = seconds_per_call(run, repeats, min_seconds=0.2) / clips.shape[0]
         print(f"    {name:<28}{seconds * 1e3:8.3f}")
 
 

@@ -10,29 +10,12 @@ Target: paper config, forward, batch 8 >= 50 % MFU on CPU.
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 
 import torch
 
 from speech2face.audio import CLIP_FRAMES, N_FREQ
 from speech2face.models import VoiceEncoder, VoiceEncoderConfig
-
-
-def seconds_per_call(run: Callable[[], object], repeats: int, min_seconds: float = 1.0) -> float:
-    """Best of `repeats` timings, each over enough calls to last about `min_seconds`."""
-    run()  # warm up: allocator, oneDNN primitive cache, compiled kernels
-    start = time.perf_counter()
-    run()
-    once = time.perf_counter() - start
-    calls = max(1, int(min_seconds / max(once, 1e-6)))
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            run()
-        best = min(best, (time.perf_counter() - start) / calls)
-    return best
+from timing import seconds_per_call
 
 
 def matmul_peak(device: torch.device, sizes: tuple[int, ...] = (1024, 2048, 4096), repeats: int = 3) -> float:

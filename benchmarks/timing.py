@@ -1,0 +1,22 @@
+"""The one timing rule every benchmark here uses: warm up, then the best of a few timed runs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+def seconds_per_call(run: Callable[[], object], repeats: int = 3, min_seconds: float = 1.0) -> float:
+    """Best of `repeats` timings, each over enough calls to last about `min_seconds`."""
+    run()  # warm up: allocator, oneDNN primitive cache, compiled kernels, loaded models
+    start = time.perf_counter()
+    run()
+    once = time.perf_counter() - start
+    calls = max(1, int(min_seconds / max(once, 1e-6)))
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            run()
+        best = min(best, (time.perf_counter() - start) / calls)
+    return best
