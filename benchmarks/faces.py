@@ -1,6 +1,7 @@
 """Face pipeline speed on a real portrait: faces/s for detect (HOG, MMOD), landmarks, align and each
-encoder, one at a time and batched. The torch port of dlib's ResNet is not built yet; when it is,
-it is measured here against dlib in the same run.
+encoder, one at a time and batched; the PyTorch port of dlib's ResNet against dlib itself in the same run
+(the ratio printed), on CPU and, when there is one, on CUDA (fp32 and bf16 autocast). VGG-Face is timed
+with random weights (speed does not depend on them; the real ones are not on PyPI).
 
     python benchmarks/faces.py [--repeats 3] [--batch 16]
 """
@@ -12,8 +13,11 @@ from collections.abc import Callable
 
 import numpy as np
 import skimage.data
+import torch
 
 from speech2face import faces
+from speech2face.faces.encoders import VggFaceEncoder
+from speech2face.faces.vggface import VggFace
 from timing import seconds_per_call
 
 
@@ -44,8 +48,38 @@ def main() -> None:
     encoder = faces.get_encoder("dlib")
     rows["encoder dlib, batch 1"] = rate(lambda: [encoder.embed(crop[None]) for _ in range(4)], 4, args.repeats)
     rows[f"encoder dlib, batch {args.batch}"] = rate(lambda: encoder.embed(crops), args.batch, args.repeats)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    for device in devices:
+        port = faces.get_encoder("dlib-torch", device=device, batch_size=max(args.batch, 64))
+        rows[f"encoder dlib-torch {device}, batch 1"] = rate(
+            lambda port=port: [port.embed(crop[None]) for _ in range(4)], 4, args.repeats)
+        big = np.stack([crop] * (args.batch if device == "cpu" else 256))
+        rows[f"encoder dlib-torch {device}, batch {len(big)}"] = rate(
+            lambda port=port, big=big: port.embed(big), len(big), args.repeats)
+        if device == "cuda":
+            images = torch.from_numpy(big).cuda().permute(0, 3, 1, 2).float().div(255)
+            for dtype in (None, torch.bfloat16):
+                label = "bf16 autocast" if dtype else "fp32"
+                rows[f"  module only, {len(big)} on GPU, {label}"] = rate(
+                    lambda module=port.module, images=images, dtype=dtype: module_rate(module, images, dtype),
+                    len(big), args.repeats)
+        vgg = VggFaceEncoder.from_module(VggFace().to(memory_format=torch.channels_last), device, args.batch)
+        rows[f"encoder vggface {device}, batch {args.batch} (random weights)"] = rate(
+            lambda vgg=vgg: vgg.embed(crops), args.batch, args.repeats)
+    width = max(map(len, rows)) + 2
     for name, value in rows.items():
-        print(f"  {name:<28}{value:10.1f}")
+        print(f"  {name:<{width}}{value:10.1f}")
+    dlib_rate = rows[f"encoder dlib, batch {args.batch}"]
+    port_rate = rows[f"encoder dlib-torch cpu, batch {args.batch}"]
+    print(f"dlib-torch / dlib on CPU, batch {args.batch}: {port_rate / dlib_rate:.2f}x "
+          f"(torch threads: {torch.get_num_threads()})")
+
+
+def module_rate(module: torch.nn.Module, images: torch.Tensor, dtype: torch.dtype | None = None) -> None:
+    """One forward pass of the module alone, synchronised; bf16 through autocast."""
+    with torch.inference_mode(), torch.autocast("cuda", dtype=dtype or torch.float32, enabled=dtype is not None):
+        module(images)
+    torch.cuda.synchronize()
 
 
 if __name__ == "__main__":

@@ -137,9 +137,10 @@ def test_alignment_rejects_bad_landmarks(photos: dict[str, np.ndarray]) -> None:
         faces.align(photos["hopper"], np.full((68, 2), np.nan))
 
 
-def test_dlib_encoder_tells_people_apart(photos: dict[str, np.ndarray]) -> None:
-    encoder = faces.get_encoder("dlib")
-    assert "dlib" in faces.available_encoders() and encoder.dim == 128
+@pytest.mark.parametrize("name", ["dlib", "dlib-torch"])
+def test_encoders_tell_people_apart(photos: dict[str, np.ndarray], name: str) -> None:
+    encoder = faces.get_encoder(name)
+    assert name in faces.available_encoders() and encoder.dim == 128
     names = ["obama", "obama2", "obama3", "biden", "astronaut", "hopper"]
     embeddings = encoder.embed(np.stack([aligned(photos[n]).image for n in names]))
     assert embeddings.shape == (6, 128) and embeddings.dtype == np.float32
@@ -150,8 +151,9 @@ def test_dlib_encoder_tells_people_apart(photos: dict[str, np.ndarray]) -> None:
     assert max(same) < 0.6 < min(different), (same, different)
 
 
-def test_dlib_encoder_batches_and_resizes_consistently(photos: dict[str, np.ndarray]) -> None:
-    encoder = faces.get_encoder("dlib")
+@pytest.mark.parametrize("name", ["dlib", "dlib-torch"])
+def test_encoders_batch_and_resize_consistently(photos: dict[str, np.ndarray], name: str) -> None:
+    encoder = faces.get_encoder(name)
     crops = [aligned(photos[n], 150).image for n in ("obama", "biden")]
     batch = encoder.embed(np.stack(crops))
     np.testing.assert_allclose(batch[1], encoder.embed(crops[1])[0], atol=1e-5)

