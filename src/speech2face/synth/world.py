@@ -1,0 +1,177 @@
+"""`make_world`: N synthetic identities x K talking-face clips, written as an AVSpeech-style dataset.
+
+    DIR/videos/<ytid>.mp4    H.264 + AAC; the video is as long as its speech (plus < 64 ms of silence
+                             that completes the last AAC frame); the face drifts slightly
+    DIR/avspeech.csv         ytid,start,end,x,y (no header; x, y the face centre in the first frame, 0..1)
+    DIR/clips.csv            ytid,speaker_id,clip,seconds,text
+    DIR/attributes.csv       per identity: hidden attributes, face shape factors, measured craniofacial
+                             ratios, look, voice parameters
+    DIR/world.json           the settings, and a note that the pairing of voice and face is synthetic
+
+ytid = <speaker_id>_<clip>, so speaker-disjoint splits can group by the part before the underscore.
+Each clip is written atomically and skipped when a rerun finds it, so an interrupted run resumes; the
+CSVs are rewritten (they are cheap and deterministic).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ..audio import SAMPLE_RATE
+from ..errors import DataError
+from ..models.pretrained import atomic_write
+from .attributes import Identity, rng, sample_identity
+from .portraits import Base, face_frame, frame_transforms, load_bases, render_frames, render_identity
+from .speech import VoiceBank, clip_text
+from .video import FPS, padded_length, write_clip
+
+FORMAT_VERSION = 1
+CLIP_PURPOSE = 100  # generator keys (seed, identity, CLIP_PURPOSE + clip): one stream per clip
+NOTE = ("SYNTHETIC: faces are warped public-domain portraits and voices are espeak-ng speech whose "
+        "parameters are set from the same hidden attributes; no real person's voice belongs to any face here.")
+
+
+@dataclass(frozen=True)
+class WorldSettings:
+    identities: int = 20
+    clips: int = 4
+    seed: int = 0
+    strength: float = 1.0  # how much the voice follows the face's attributes: 1 full, 0 independent
+    frame_size: int = 256
+
+    def check(self) -> None:
+        if self.identities < 1 or self.clips < 1:
+            raise DataError(f"need at least one identity and one clip, got {self.identities} x {self.clips}")
+        if not 0.0 <= self.strength <= 1.0:
+            raise DataError(f"strength must be in [0, 1], got {self.strength}")
+        if self.frame_size < 96:
+            raise DataError(f"frame size {self.frame_size} is too small for the face detector (>= 96)")
+
+
+@dataclass(frozen=True)
+class ClipRow:
+    ytid: str
+    speaker_id: str
+    clip: int
+    seconds: float
+    x: float
+    y: float
+    text: str
+
+
+def craniofacial_measures(points: np.ndarray) -> dict[str, float]:
+    """Ratios measured on the identity's landmarks, in units of its face height (eyes to chin)."""
+    origin, _, eye_distance = face_frame(points)
+    height = float(np.linalg.norm(points[8] - origin))
+
+    def span(a: int, b: int) -> float:
+        return round(float(np.linalg.norm(points[a] - points[b])) / height, 4)
+
+    return {"measured_face_width": span(0, 16), "measured_jaw_width": span(4, 12),
+            "measured_nose_width": span(31, 35), "measured_mouth_width": span(48, 54),
+            "measured_eye_spacing": round(eye_distance / height, 4), "measured_nose_length": span(27, 33)}
+
+
+def identity_clips(identity: Identity, base: Base, settings: WorldSettings, voices_root: Path,
+                   videos: Path) -> tuple[dict[str, object], list[ClipRow]]:
+    """Render one identity's clips (skipping files already there); its attributes row and clip rows."""
+    portrait, points = render_identity(base, identity.shape, identity.look)
+    bank = VoiceBank(voices_root)
+    rows = []
+    for clip in range(settings.clips):
+        clip_rng = rng(settings.seed, identity.index, CLIP_PURPOSE + clip)
+        text = clip_text(clip_rng)
+        wave = bank.say(identity.speaker_id, identity.voice, text)
+        frames = math.ceil(padded_length(len(wave)) / SAMPLE_RATE * FPS)  # the video covers all the audio
+        transforms = frame_transforms(points, portrait.shape[:2], identity.look, frames, settings.frame_size,
+                                      clip_rng)
+        ytid = f"{identity.speaker_id}_{clip:02d}"
+        path = videos / f"{ytid}.mp4"
+        if not path.exists():
+            write_clip(path, render_frames(portrait, transforms, settings.frame_size), wave)
+        centre = transforms[0] @ np.append(points.mean(axis=0), 1.0) / settings.frame_size
+        rows.append(ClipRow(ytid, identity.speaker_id, clip, len(wave) / SAMPLE_RATE, float(centre[0]),
+                            float(centre[1]), text))
+    row = identity.row() | {"base_name": base.name, "strength": settings.strength} | craniofacial_measures(points)
+    return row, rows
+
+
+def _run_identity(job: tuple[Identity, Base, WorldSettings, Path, Path]) -> tuple[dict[str, object], list[ClipRow]]:
+    return identity_clips(*job)
+
+
+def make_world(out: str | Path, settings: WorldSettings | None = None, *, workers: int | None = None,
+               portraits: list[Path] | None = None, progress: bool = True) -> Path:
+    """Generate (or finish) the synthetic world in `out`; returns `out`. `workers`: processes (default:
+    the CPU count; 1 runs here). `portraits`: extra base photos besides the built-in ones."""
+    settings = settings or WorldSettings()
+    settings.check()
+    out = Path(out)
+    bases = load_bases(portraits)
+    header = {"format_version": FORMAT_VERSION, "synthetic": True, "note": NOTE,
+              "settings": settings.__dict__, "bases": [b.name for b in bases], "fps": FPS,
+              "sample_rate": SAMPLE_RATE}
+    _claim(out, header)
+    videos = out / "videos"
+    videos.mkdir(parents=True, exist_ok=True)
+    identities = [sample_identity(settings.seed, i, settings.strength, len(bases)) for i in range(settings.identities)]
+    with VoiceBank() as bank:
+        for identity in identities:
+            bank.add(identity.speaker_id, identity.voice)
+        jobs = [(identity, bases[identity.look.base], settings, bank.root, videos) for identity in identities]
+        results = list(tqdm(_map(jobs, workers), total=len(jobs), desc="synth", unit="identity",
+                            disable=not progress))
+    attribute_rows = [row for row, _ in results]
+    clip_rows = [clip for _, clips in results for clip in clips]
+    _write_csv(out / "avspeech.csv", [[c.ytid, "0.000000", f"{c.seconds:.6f}", f"{c.x:.6f}", f"{c.y:.6f}"]
+                                      for c in clip_rows])
+    _write_csv(out / "clips.csv", [["ytid", "speaker_id", "clip", "seconds", "text"]]
+               + [[c.ytid, c.speaker_id, c.clip, f"{c.seconds:.6f}", c.text] for c in clip_rows])
+    columns = list(attribute_rows[0])
+    _write_csv(out / "attributes.csv", [columns] + [[row[k] for k in columns] for row in attribute_rows])
+    return out
+
+
+def _map(jobs: list, workers: int | None) -> Iterator:
+    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    if workers <= 1:
+        yield from map(_run_identity, jobs)
+        return
+    with ProcessPoolExecutor(workers) as pool:
+        yield from pool.map(_run_identity, jobs)
+
+
+def _claim(out: Path, header: dict) -> None:
+    """Write world.json, or check that the one there describes the same world (a resumed run)."""
+    path = out / "world.json"
+    if path.exists():
+        try:
+            existing = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise DataError(f"{path}: unreadable ({error}); delete it or use another --out") from error
+        if existing != json.loads(json.dumps(header)):
+            raise DataError(f"{out} holds a different synthetic world ({existing.get('settings')}); "
+                            "use another --out or delete it")
+        return
+    if out.exists() and any(out.iterdir()):
+        raise DataError(f"{out} is not empty and holds no synthetic world; use an empty or new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda temporary: temporary.write_text(json.dumps(header, indent=2) + "\n"))
+
+
+def _write_csv(path: Path, rows: list[list[object]]) -> None:
+    def write(temporary: Path) -> None:
+        with temporary.open("w", newline="") as handle:
+            csv.writer(handle, lineterminator="\n").writerows(rows)
+
+    atomic_write(path, write)

@@ -1,0 +1,154 @@
+"""The synthetic world: real files on disk, decoded back and checked with the project's own face models."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+import speech2face as s2f
+from pitch import median_f0
+from speech2face import faces
+from speech2face.cli import main
+from speech2face.synth import ATTRIBUTES, WorldSettings, make_world, sample_identity
+from speech2face.synth.attributes import rng, voice
+from speech2face.synth.video import padded_length
+
+SETTINGS = WorldSettings(identities=6, clips=2, seed=7)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_world(tmp_path_factory.mktemp("world") / "w", SETTINGS, workers=2, progress=False)
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    with path.open(newline="") as handle:
+        return list(csv.reader(handle))
+
+
+def decode(path: Path) -> tuple[list[np.ndarray], np.ndarray]:
+    with av.open(str(path)) as container:
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    return frames, s2f.load_audio(path)
+
+
+def test_files_and_avspeech_format(world: Path) -> None:
+    rows = read_csv(world / "avspeech.csv")
+    assert len(rows) == SETTINGS.identities * SETTINGS.clips
+    header = json.loads((world / "world.json").read_text())
+    assert header["synthetic"] is True and "SYNTHETIC" in header["note"]
+    for ytid, start, end, x, y in rows:
+        frames, wave = decode(world / "videos" / f"{ytid}.mp4")
+        speech = len(wave) / s2f.SAMPLE_RATE
+        assert float(start) == 0.0 and len(wave) == padded_length(round(float(end) * s2f.SAMPLE_RATE))
+        assert 0 <= speech - float(end) < 1024 / s2f.SAMPLE_RATE  # silence completes the last AAC frame
+        assert 0 <= len(frames) / 25 - speech < 1 / 25  # the video is as long as the audio
+        box = faces.detect(frames[0])[0]
+        centre = np.array(box.center) / frames[0].shape[1::-1]
+        assert np.abs(centre - [float(x), float(y)]).max() < 0.06, (ytid, centre, x, y)
+    speakers = {row[0].split("_")[0] for row in rows}
+    attributes = read_csv(world / "attributes.csv")
+    assert {row[0] for row in attributes[1:]} == speakers and len(speakers) == SETTINGS.identities
+    for column in ("masculinity", "face_width", "measured_jaw_width", "voice_pitch_hz", "voice_formant_scale"):
+        assert column in attributes[0]
+
+
+def test_the_same_seed_gives_the_same_world(world: Path, tmp_path: Path) -> None:
+    again = make_world(tmp_path / "again", SETTINGS, workers=1, progress=False)  # other worker count too
+    for name in ("avspeech.csv", "clips.csv", "attributes.csv", "world.json"):
+        assert (again / name).read_bytes() == (world / name).read_bytes(), name
+    for ytid in ("syn00000_00", "syn00005_01"):
+        (frames_a, wave_a), (frames_b, wave_b) = (decode(w / "videos" / f"{ytid}.mp4") for w in (world, again))
+        np.testing.assert_array_equal(wave_a, wave_b)
+        assert len(frames_a) == len(frames_b)
+        assert all(np.array_equal(a, b) for a, b in zip(frames_a, frames_b, strict=True))
+    other = make_world(tmp_path / "other", WorldSettings(identities=2, clips=1, seed=8), workers=1, progress=False)
+    assert read_csv(other / "clips.csv")[1] != read_csv(world / "clips.csv")[1]
+
+
+def test_one_face_in_nearly_every_frame(world: Path) -> None:
+    counts = []
+    for video in sorted((world / "videos").glob("*.mp4")):
+        frames, _ = decode(video)
+        counts += [len(faces.detect(frame)) for frame in frames[::8]]
+    assert np.mean(np.array(counts) == 1) >= 0.95, np.bincount(counts)
+
+
+def test_same_identity_faces_are_closer_than_other_identities(world: Path) -> None:
+    crops, labels = [], []
+    for video in sorted((world / "videos").glob("*.mp4")):
+        frames, _ = decode(video)
+        for frame in (frames[0], frames[len(frames) // 2]):
+            box = faces.detect(frame)[0]
+            crops.append(faces.align(frame, faces.landmarks(frame, box), size=150).image)
+            labels.append(video.stem.split("_")[0])
+    embeddings = faces.get_encoder("dlib-torch", device="cpu").embed(np.stack(crops))
+    labels_ = np.array(labels)
+    distance = np.linalg.norm(embeddings[:, None] - embeddings[None], axis=2)
+    same = labels_[:, None] == labels_[None]
+    np.fill_diagonal(distance, np.inf)
+    nearest = labels_[distance.argmin(axis=1)]
+    assert np.mean(nearest == labels_) >= 0.9
+    assert distance[same & np.isfinite(distance)].mean() < 0.5 * distance[~same].mean()
+
+
+def test_voice_pitch_follows_its_parameter_in_the_decoded_audio(world: Path) -> None:
+    attributes = read_csv(world / "attributes.csv")
+    column = attributes[0].index("voice_pitch_hz")
+    target = {row[0]: float(row[column]) for row in attributes[1:]}
+    measured, wanted = [], []
+    for ytid, *_ in read_csv(world / "avspeech.csv"):
+        _, wave = decode(world / "videos" / f"{ytid}.mp4")
+        measured.append(median_f0(wave))
+        wanted.append(target[ytid.split("_")[0]])
+    assert np.corrcoef(np.log(measured), np.log(wanted))[0, 1] > 0.9, list(zip(measured, wanted, strict=True))
+
+
+def test_strength_sets_how_much_the_voice_follows_the_face() -> None:
+    def correlation(strength: float) -> float:
+        people = [sample_identity(3, i, strength, num_bases=2) for i in range(400)]
+        return float(np.corrcoef([p.attributes["masculinity"] for p in people],
+                                 [np.log(p.voice.pitch_hz) for p in people])[0, 1])
+
+    assert correlation(1.0) < -0.8  # more masculine, lower voice
+    assert abs(correlation(0.0)) < 0.15
+    # at strength 0 the voice is a function of its own noise only: other faces, same voice
+    faces_a = dict.fromkeys(ATTRIBUTES, 1.5)
+    faces_b = dict.fromkeys(ATTRIBUTES, -1.5)
+    assert voice(faces_a, 0.0, rng(1, 2, 3)) == voice(faces_b, 0.0, rng(1, 2, 3))
+    assert voice(faces_a, 1.0, rng(1, 2, 3)) != voice(faces_b, 1.0, rng(1, 2, 3))
+
+
+def test_an_interrupted_world_is_finished_and_settings_are_guarded(world: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("world.json",):
+        (copy / name).write_bytes((world / name).read_bytes())
+    (copy / "videos").mkdir()
+    kept = world / "videos" / "syn00001_00.mp4"
+    (copy / "videos" / kept.name).write_bytes(kept.read_bytes())
+    (copy / "videos" / ".syn00002_00.mp4.123.tmp").write_bytes(b"half a file from a killed run")
+    make_world(copy, SETTINGS, workers=1, progress=False)
+    assert sorted(p.name for p in (copy / "videos").glob("*.mp4")) == sorted(
+        p.name for p in (world / "videos").glob("*.mp4"))
+    assert (copy / "avspeech.csv").read_bytes() == (world / "avspeech.csv").read_bytes()
+    with pytest.raises(s2f.DataError, match="holds a different synthetic world"):
+        make_world(copy, WorldSettings(identities=3, clips=2, seed=7), workers=1, progress=False)
+    with pytest.raises(s2f.DataError, match="not empty"):
+        make_world(tmp_path / "copy" / "videos", SETTINGS, workers=1, progress=False)
+
+
+def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["synth", "--out", str(tmp_path / "w"), "--identities", "1", "--clips", "1", "-q"]) == 0
+    assert "SYNTHETIC" in capsys.readouterr().out
+    assert (tmp_path / "w" / "videos" / "syn00000_00.mp4").is_file()
+    assert main(["synth", "--out", str(tmp_path / "x"), "--identities", "0"]) == 2
+    assert capsys.readouterr().err.strip().startswith("s2f synth: error: need at least one identity")
+    assert main(["synth", "--out", str(tmp_path / "y"), "--strength", "1.5"]) == 2
+    assert main(["synth", "--out", str(tmp_path / "z"), "--portrait", str(tmp_path / "missing.jpg")]) == 2
+    assert "missing.jpg: not a readable image" in capsys.readouterr().err
