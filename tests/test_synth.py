@@ -137,7 +137,7 @@ def test_an_interrupted_world_is_finished_and_settings_are_guarded(world: Path, 
     assert sorted(p.name for p in (copy / "videos").glob("*.mp4")) == sorted(
         p.name for p in (world / "videos").glob("*.mp4"))
     assert (copy / "avspeech.csv").read_bytes() == (world / "avspeech.csv").read_bytes()
-    with pytest.raises(s2f.DataError, match="holds a different synthetic world"):
+    with pytest.raises(s2f.DataError, match="holds a synthetic world made with other settings"):
         make_world(copy, WorldSettings(identities=3, clips=2, seed=7), workers=1, progress=False)
     with pytest.raises(s2f.DataError, match="not empty"):
         make_world(tmp_path / "copy" / "videos", SETTINGS, workers=1, progress=False)

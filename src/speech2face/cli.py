@@ -71,6 +71,43 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prepare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .data import manifests
+    from .data.prepare import PrepareSettings, prepare
+
+    sources = [name for name in ("avspeech", "voxceleb2", "folder", "pairs") if getattr(args, name)]
+    if len(sources) != 1:
+        raise Speech2FaceError("give exactly one input: --avspeech CSV (with --videos DIR), --voxceleb2 DIR, "
+                               "--folder DIR or --pairs CSV")
+    if args.avspeech:
+        if not args.videos:
+            raise Speech2FaceError("--avspeech needs --videos DIR, the folder of downloaded videos")
+        pattern = args.speaker_pattern
+        if pattern is None and (Path(args.avspeech).parent / "world.json").is_file():
+            pattern = r"^(.+)_\d+$"  # a synthetic world: ytid = <speaker>_<clip>
+        segments = manifests.read_avspeech(args.avspeech, args.videos, pattern)
+    elif args.voxceleb2:
+        segments = manifests.read_voxceleb2(args.voxceleb2)
+    elif args.folder:
+        segments = manifests.read_folder(args.folder, args.speaker_from)
+    else:
+        segments = manifests.read_pairs(args.pairs)
+    settings = PrepareSettings(encoder=args.encoder, frames=args.frames, shard_size=args.shard_size,
+                               detector=args.detector, val=args.val, test=args.test, split_seed=args.split_seed,
+                               device=args.device)
+    summary = prepare(segments, args.out, settings, workers=args.workers, shard_id=args.shard_id,
+                      num_shards=args.num_shards, progress=not args.quiet)
+    failed = ", ".join(f"{reason} {count}" for reason, count in summary["failed"].items()) or "none"
+    rate = summary["speech_seconds_per_cpu_second"]
+    print(f"{args.out}: node {args.shard_id}/{args.num_shards}: {summary['segments_ok']} of {summary['segments']} "
+          f"segments ok -> {summary['samples']} samples, {summary['speech_hours'] * 60:.1f} min of speech in "
+          f"{summary['shards']} shards; failed: {failed}"
+          + (f"; {rate:.1f} s of speech per CPU second" if rate else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="s2f",
@@ -112,6 +149,45 @@ def build_parser() -> argparse.ArgumentParser:
                        help="an extra base portrait (one face, public domain or yours); repeatable")
     synth.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     synth.set_defaults(handler=_synth)
+
+    prep = verbs.add_parser(
+        "prepare", help="talking-face videos -> training shards (resumable)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Turn videos into webdataset shards of (6 s speech, aligned face, 68 landmarks, face feature,\n"
+                    "metadata), split train/val/test by speaker. Inputs, one of:\n"
+                    "  --avspeech CSV --videos DIR   AVSpeech rows ytid,start,end,x,y + videos named <ytid>.*\n"
+                    "  --voxceleb2 DIR               DIR/<speaker>/<video>/<clip>.mp4\n"
+                    "  --folder DIR                  any videos; speaker from --speaker-from\n"
+                    "  --pairs CSV                   rows audio,image,speaker (already cut data)\n"
+                    "Segments over 6 s become 6 s windows. Bad items go to OUT/failures.jsonl with a reason.\n"
+                    "Rerun the same command after a crash or kill: finished shards are kept, the rest redone.\n"
+                    "Several machines: give each --shard-id i --num-shards n (same OUT or not); no overlap.",
+        epilog="example: s2f prepare --avspeech world/avspeech.csv --videos world/videos --out shards --workers 2")
+    prep.add_argument("--avspeech", metavar="CSV", help="an AVSpeech CSV (ytid,start,end,x,y, no header)")
+    prep.add_argument("--videos", metavar="DIR", help="folder of the AVSpeech videos, named <ytid>.<any container>")
+    prep.add_argument("--voxceleb2", metavar="DIR", help="a VoxCeleb2 video folder")
+    prep.add_argument("--folder", metavar="DIR", help="a folder of talking-face videos")
+    prep.add_argument("--pairs", metavar="CSV", help="a CSV of audio,image,speaker")
+    prep.add_argument("--out", required=True, help="output folder (shards/, failures.jsonl, splits.json, summaries)")
+    prep.add_argument("--speaker-pattern", metavar="REGEX",
+                      help="AVSpeech: the speaker is this regex's first group in the ytid (default: the ytid; "
+                           "for a synthetic world the part before '_<clip>')")
+    prep.add_argument("--speaker-from", choices=("folder", "file"), default="folder",
+                      help="--folder: speaker = parent folder name (default) or file name up to '_' or '-'")
+    prep.add_argument("--encoder", default="dlib-torch", help="face encoder for the features: dlib-torch (default), "
+                                                               "dlib, vggface (needs S2F_VGGFACE_WEIGHTS)")
+    prep.add_argument("--detector", default="hog", choices=("hog", "mmod"), help="face detector (default hog: fast)")
+    prep.add_argument("--frames", type=int, default=3, help="frames sampled per 6 s window (default 3)")
+    prep.add_argument("--shard-size", type=int, default=100, help="segments per shard (default 100)")
+    prep.add_argument("--workers", type=int, default=1, help="processes on this machine (default 1)")
+    prep.add_argument("--shard-id", type=int, default=0, help="this node's index, for multi-node runs (default 0)")
+    prep.add_argument("--num-shards", type=int, default=1, help="number of nodes sharing the manifest (default 1)")
+    prep.add_argument("--val", type=float, default=0.1, help="fraction of speakers for validation (default 0.1)")
+    prep.add_argument("--test", type=float, default=0.1, help="fraction of speakers for test (default 0.1)")
+    prep.add_argument("--split-seed", type=int, default=0, help="seed of the speaker split (default 0)")
+    prep.add_argument("--device", default="cpu", help="device of the face encoder (default cpu)")
+    prep.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    prep.set_defaults(handler=_prepare)
     return parser
 
 

@@ -48,7 +48,9 @@ class DlibEncoder:
     name = "dlib"
     dim = 128
 
-    def __init__(self) -> None:
+    def __init__(self, device: str | None = None) -> None:
+        if device not in (None, "cpu"):
+            raise ModelError(f"the dlib encoder runs on the CPU only, not {device}; use dlib-torch")
         self._model = require_dlib().face_recognition_model_v1(str(dlib_model_path("resnet")))
 
     def embed(self, faces: np.ndarray) -> np.ndarray:

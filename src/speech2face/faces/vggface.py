@@ -108,7 +108,7 @@ def convert_vggface(source: str | Path, target: str | Path) -> Path:
     """Check a VGG-Face state dict and write it as safetensors (loads without pickle from then on)."""
     from safetensors.torch import save_file
 
-    from ..models.pretrained import atomic_write
+    from ..files import atomic_write
 
     state = {key: value.contiguous() for key, value in VggFace.from_file(source).state_dict().items()}
     target = Path(target)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -18,6 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import ModelError
+from ..files import atomic_write
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -31,19 +31,6 @@ class ModelConfig(Protocol):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig: ...
-
-
-def atomic_write(path: Path, write: Any) -> None:
-    """Call `write(temp_path)`, then rename the result onto `path`: a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        write(Path(temp_name))
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
 
 
 def describe_mismatch(expected: dict[str, torch.Size], found: dict[str, torch.Size], limit: int = 3) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import SAMPLE_RATE
-from ..models.pretrained import atomic_write
+from ..files import atomic_write
 
 FPS = 25
 AUDIO_BITRATE = 64_000

@@ -16,7 +16,6 @@ CSVs are rewritten (they are cheap and deterministic).
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from collections.abc import Iterator
@@ -29,7 +28,7 @@ from tqdm import tqdm
 
 from ..audio import SAMPLE_RATE
 from ..errors import DataError
-from ..models.pretrained import atomic_write
+from ..files import atomic_write, claim_folder
 from .attributes import Identity, rng, sample_identity
 from .portraits import Base, face_frame, frame_transforms, load_bases, render_frames, render_identity
 from .speech import VoiceBank, clip_text
@@ -121,7 +120,7 @@ def make_world(out: str | Path, settings: WorldSettings | None = None, *, worker
     header = {"format_version": FORMAT_VERSION, "synthetic": True, "note": NOTE,
               "settings": settings.__dict__, "bases": [b.name for b in bases], "fps": FPS,
               "sample_rate": SAMPLE_RATE}
-    _claim(out, header)
+    claim_folder(out, "world.json", header, "a synthetic world")
     videos = out / "videos"
     videos.mkdir(parents=True, exist_ok=True)
     identities = [sample_identity(settings.seed, i, settings.strength, len(bases)) for i in range(settings.identities)]
@@ -149,24 +148,6 @@ def _map(jobs: list, workers: int | None) -> Iterator:
         return
     with ProcessPoolExecutor(workers) as pool:
         yield from pool.map(_run_identity, jobs)
-
-
-def _claim(out: Path, header: dict) -> None:
-    """Write world.json, or check that the one there describes the same world (a resumed run)."""
-    path = out / "world.json"
-    if path.exists():
-        try:
-            existing = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise DataError(f"{path}: unreadable ({error}); delete it or use another --out") from error
-        if existing != json.loads(json.dumps(header)):
-            raise DataError(f"{out} holds a different synthetic world ({existing.get('settings')}); "
-                            "use another --out or delete it")
-        return
-    if out.exists() and any(out.iterdir()):
-        raise DataError(f"{out} is not empty and holds no synthetic world; use an empty or new folder")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda temporary: temporary.write_text(json.dumps(header, indent=2) + "\n"))
 
 
 def _write_csv(path: Path, rows: list[list[object]]) -> None:

@@ -1,0 +1,82 @@
+"""Which face of which frame a segment keeps: the rule, its thresholds, and why.
+
+A sampled frame is GOOD when
+  1. the detector finds a face whose box is confident (HOG score >= MIN_SCORE),
+  2. that face is the one nearest the segment's point (x, y) and the point lies inside its box widened
+     by NEAR_MARGIN (AVSpeech's point marks the speaker; without a point the largest face is taken),
+  3. no other confident face is about as near (its centre within AMBIGUOUS_RATIO of the chosen one's
+     distance): two candidate speakers -> the frame is skipped rather than guessed,
+  4. the face is big enough (eye distance >= MIN_EYE_DISTANCE px) to give a sharp crop, and
+  5. it is frontal: |yaw proxy| <= MAX_YAW, where the yaw proxy is the horizontal offset of the nose
+     tip from the midpoint of the eyes, in eye distances, measured along the eye line (0 for a frontal
+     face, about +-0.35 at 30 degrees of yaw).
+The segment keeps the crop and landmarks of its most frontal good frame, and as its face FEATURE the
+mean of the encoder's features over all good frames: the teacher target then varies less with the
+expression and pose of one frame (the voice carries neither).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import faces
+from ..faces.landmarks import LEFT_EYE, RIGHT_EYE
+
+MIN_SCORE = 0.0  # HOG: 0 is dlib's own default threshold; portraits score 0.5-2
+NEAR_MARGIN = 0.25  # of the box size
+AMBIGUOUS_RATIO = 1.5
+MIN_EYE_DISTANCE = 16.0  # pixels: a ~45 px wide face
+MAX_YAW = 0.2
+CROP_SIZE = 224
+
+
+@dataclass(frozen=True)
+class FrameFace:
+    """A good frame's face."""
+
+    time: float
+    box: faces.FaceBox
+    landmarks: np.ndarray  # (68, 2) in frame pixels
+    yaw: float
+    crop: faces.AlignedFace
+
+
+def yaw_proxy(points: np.ndarray) -> float:
+    right, left = points[RIGHT_EYE].mean(axis=0), points[LEFT_EYE].mean(axis=0)
+    axis = left - right
+    distance = float(np.linalg.norm(axis))
+    return float(np.dot(points[30] - (left + right) / 2, axis / distance) / distance)
+
+
+def frame_face(image: np.ndarray, time: float, near: tuple[float, float] | None,
+               detector: str = "hog") -> FrameFace | str:
+    """The frame's usable face, or the reason there is none: 'no-face', 'no-face-near-point',
+    'ambiguous-face', 'face-too-small' or 'not-frontal'."""
+    boxes = [box for box in faces.detect(image, detector=detector) if box.score >= MIN_SCORE]  # type: ignore[arg-type]
+    if not boxes:
+        return "no-face"
+    height, width = image.shape[:2]
+    if near is None:
+        box = boxes[0]  # the largest
+    else:
+        box = faces.pick(boxes, near, (width, height))
+        assert box is not None
+        px, py = near[0] * width, near[1] * height
+        margin_x, margin_y = NEAR_MARGIN * box.width, NEAR_MARGIN * box.height
+        if not (box.x0 - margin_x <= px <= box.x1 + margin_x and box.y0 - margin_y <= py <= box.y1 + margin_y):
+            return "no-face-near-point"
+        chosen = np.hypot(box.center[0] - px, box.center[1] - py)
+        for other in boxes:
+            if other is not box and np.hypot(other.center[0] - px, other.center[1] - py) <= \
+                    AMBIGUOUS_RATIO * chosen + 0.1 * box.width:
+                return "ambiguous-face"
+    points = faces.landmarks(image, box)
+    right, left = points[RIGHT_EYE].mean(axis=0), points[LEFT_EYE].mean(axis=0)
+    if np.linalg.norm(left - right) < MIN_EYE_DISTANCE:
+        return "face-too-small"
+    yaw = yaw_proxy(points)
+    if abs(yaw) > MAX_YAW:
+        return "not-frontal"
+    return FrameFace(time, box, points, yaw, faces.align(image, points, size=CROP_SIZE))

@@ -1,0 +1,177 @@
+"""Manifests: the speech segments of a dataset, whatever its layout, as one list of `Segment`s.
+
+    read_avspeech(csv, videos)    AVSpeech: `ytid,start,end,x,y` rows (no header) + a folder of videos
+                                  named by ytid (any container); speaker = ytid, or a regex group of it
+    read_voxceleb2(root)          VoxCeleb2: root/id*/video_id/*.mp4; speaker = the id folder
+    read_folder(root)             any talking-face videos under root; speaker = parent folder or file stem
+    read_pairs(csv)               already cut data: `audio,image,speaker` rows (header optional)
+
+A row that cannot be used becomes a Segment with `.error` set, so that it is recorded in failures.jsonl
+by the same path as every other failure (and exactly once when the work is split across nodes).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import DataError
+
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".flv", ".mpg", ".mpeg", ".ts"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One speech segment: `source` (a video, or the audio of a pair) from `start` to `end` seconds
+    (end None: the end of the file), the face near the normalised point (x, y) (None: the largest),
+    or in `image` for pairs. `key` is unique and has no dots (webdataset splits names at dots)."""
+
+    key: str
+    speaker: str
+    source: str
+    start: float = 0.0
+    end: float | None = None
+    x: float | None = None
+    y: float | None = None
+    image: str | None = None
+    error: str | None = None  # a manifest problem: the segment is recorded as failed, not processed
+
+
+def safe_key(text: str) -> str:
+    """A key for any text: unsafe characters replaced, plus a short hash when anything was replaced."""
+    cleaned = _UNSAFE.sub("_", text).strip("_") or "x"
+    if cleaned == text:
+        return cleaned
+    return f"{cleaned[-80:]}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+
+
+def _index_files(root: Path, suffixes: set[str]) -> dict[str, Path]:
+    """stem -> path for every file with one of `suffixes` under root (the shallowest wins)."""
+    found: dict[str, Path] = {}
+    for path in sorted(root.rglob("*"), key=lambda p: (len(p.parts), str(p))):
+        if path.suffix.lower() in suffixes and path.is_file():
+            found.setdefault(path.stem, path)
+    return found
+
+
+def read_avspeech(csv_path: str | Path, videos: str | Path, speaker_pattern: str | None = None) -> list[Segment]:
+    """AVSpeech rows -> segments. `speaker_pattern`: a regex whose first group, searched in the ytid,
+    is the speaker (AVSpeech has no speaker labels; by default each video is its own speaker)."""
+    csv_path, videos = Path(csv_path), Path(videos)
+    if not csv_path.is_file():
+        raise DataError(f"{csv_path}: no such CSV file")
+    if not videos.is_dir():
+        raise DataError(f"{videos}: no such folder of videos")
+    pattern = re.compile(speaker_pattern) if speaker_pattern else None
+    files = _index_files(videos, VIDEO_SUFFIXES)
+    segments = []
+    with csv_path.open(newline="", errors="replace") as handle:
+        for line, row in enumerate(csv.reader(handle), start=1):
+            if not row or not "".join(row).strip():
+                continue
+            where = f"{csv_path.name}:{line}"
+            try:
+                ytid = row[0].strip()
+                start, end, x, y = (float(value) for value in row[1:5])
+                if len(row) != 5 or not ytid:
+                    raise ValueError("expected 5 columns: ytid,start,end,x,y")
+                if not all(math.isfinite(v) for v in (start, end, x, y)) or not 0 <= start < end:
+                    raise ValueError(f"bad times {start}..{end}")
+                if not (0 <= x <= 1 and 0 <= y <= 1):
+                    raise ValueError(f"face centre ({x}, {y}) outside [0, 1]")
+            except (ValueError, IndexError) as error:
+                segments.append(Segment(safe_key(f"row{line}_{','.join(row)[:40]}"), "?", where,
+                                        error=f"bad-row: {error}"))
+                continue
+            speaker = ytid
+            if pattern is not None:
+                match = pattern.search(ytid)
+                speaker = match.group(1) if match and match.groups() else ytid
+            key = safe_key(f"{ytid}_{round(start * 1000):08d}")
+            path = files.get(ytid)
+            if path is None:
+                segments.append(Segment(key, speaker, str(videos / ytid), start, end, x, y,
+                                        error=f"missing-file: no video named {ytid}.* in {videos}"))
+            else:
+                segments.append(Segment(key, speaker, str(path), start, end, x, y))
+    return _unique(segments)
+
+
+def read_voxceleb2(root: str | Path) -> list[Segment]:
+    """root/<speaker id>/<video id>/<clip>.mp4 (also .m4a-free layouts with any video container)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder")
+    segments = _video_segments(root, root.glob("*/*/*"), lambda path: path.parts[-3])
+    if not segments:
+        raise DataError(f"{root}: no videos in the VoxCeleb2 layout <speaker>/<video>/<clip>.mp4")
+    return _unique(segments)
+
+
+def read_folder(root: str | Path, speaker_from: str = "folder") -> list[Segment]:
+    """Every video under root. speaker_from: 'folder' (the parent folder's name) or 'file' (the file
+    name up to its first '_' or '-')."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder")
+    if speaker_from not in ("folder", "file"):
+        raise DataError(f"speaker_from must be 'folder' or 'file', got {speaker_from!r}")
+    segments = _video_segments(root, root.rglob("*"), lambda path: path.parent.name if speaker_from == "folder"
+                               else re.split(r"[_-]", path.stem)[0])
+    if not segments:
+        raise DataError(f"{root}: no videos ({', '.join(sorted(VIDEO_SUFFIXES))})")
+    return _unique(segments)
+
+
+def _video_segments(root: Path, paths: Iterable[Path], speaker_of: Callable[[Path], str]) -> list[Segment]:
+    """A whole-file segment per video among `paths`, keyed by its path under root."""
+    segments = []
+    for path in sorted(paths):
+        if path.suffix.lower() in VIDEO_SUFFIXES and path.is_file():
+            relative = path.relative_to(root).with_suffix("")
+            segments.append(Segment(safe_key("_".join(relative.parts)), speaker_of(path) or "?", str(path)))
+    return segments
+
+
+def read_pairs(csv_path: str | Path) -> list[Segment]:
+    """Rows `audio,image,speaker` (paths relative to the CSV's folder or absolute; a header row is skipped)."""
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise DataError(f"{csv_path}: no such CSV file")
+    segments = []
+    with csv_path.open(newline="", errors="replace") as handle:
+        for line, row in enumerate(csv.reader(handle), start=1):
+            if not row or not "".join(row).strip():
+                continue
+            if line == 1 and [c.strip().lower() for c in row[:3]] == ["audio", "image", "speaker"]:
+                continue
+            where = f"{csv_path.name}:{line}"
+            if len(row) != 3 or not all(c.strip() for c in row):
+                segments.append(Segment(safe_key(f"row{line}"), "?", where,
+                                        error="bad-row: expected 3 columns: audio,image,speaker"))
+                continue
+            audio, image = (Path(c.strip()) for c in row[:2])
+            audio, image = (p if p.is_absolute() else csv_path.parent / p for p in (audio, image))
+            segments.append(Segment(safe_key(f"{row[2].strip()}_{audio.stem}"), row[2].strip(), str(audio),
+                                    image=str(image)))
+    return _unique(segments)
+
+
+def _unique(segments: list[Segment]) -> list[Segment]:
+    """Keys made unique (a repeated row gets a numbered key), order kept."""
+    seen: dict[str, int] = {}
+    out = []
+    for segment in segments:
+        count = seen.get(segment.key, 0)
+        seen[segment.key] = count + 1
+        if count:
+            segment = Segment(**{**segment.__dict__, "key": f"{segment.key}-{count}"})
+        out.append(segment)
+    return out

@@ -1,0 +1,87 @@
+"""Webdataset shards: plain tar files whose members `<key>.<field>` group into samples.
+
+One sample = one speech segment (DESIGN.md): `audio.flac` (16 kHz mono, the exact segment),
+`face.jpg` (aligned crop), `landmarks.npy` (68x2, crop pixels), `feature.npy` (float32 face feature),
+`json` (speaker, source, times, face box, frame times, encoder). Members are written in a fixed order with
+fixed metadata, so the same samples give the same bytes; a shard appears only complete (temp + rename).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+from ..files import atomic_write
+
+FIELDS = ("audio.flac", "face.jpg", "landmarks.npy", "feature.npy", "json")
+
+
+@dataclass
+class Sample:
+    key: str
+    audio_flac: bytes
+    face_jpg: bytes
+    landmarks: np.ndarray
+    feature: np.ndarray
+    meta: dict[str, Any]
+
+    def members(self) -> list[tuple[str, bytes]]:
+        return [("audio.flac", self.audio_flac), ("face.jpg", self.face_jpg),
+                ("landmarks.npy", npy_bytes(self.landmarks)), ("feature.npy", npy_bytes(self.feature)),
+                ("json", json.dumps(self.meta, sort_keys=True).encode())]
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def write_shard(path: Path, samples: list[Sample]) -> None:
+    """Write all samples as one tar, atomically."""
+    def write(temporary: Path) -> None:
+        with tarfile.open(temporary, "w", format=tarfile.USTAR_FORMAT) as archive:
+            for sample in samples:
+                if "." in sample.key or "/" in sample.key:
+                    raise ValueError(f"sample keys cannot hold '.' or '/': {sample.key!r}")
+                for field, data in sample.members():
+                    info = tarfile.TarInfo(f"{sample.key}.{field}")
+                    info.size, info.mtime, info.mode = len(data), 0, 0o644
+                    archive.addfile(info, io.BytesIO(data))
+
+    atomic_write(path, write)
+
+
+def read_shard(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Samples of a shard as dicts: key, audio (flac bytes), face (RGB uint8), landmarks, feature, meta."""
+    from PIL import Image
+
+    grouped: dict[str, dict[str, bytes]] = {}
+    try:
+        with tarfile.open(path) as archive:
+            for member in archive:
+                if not member.isfile():
+                    continue
+                key, _, field = member.name.partition(".")
+                handle = archive.extractfile(member)
+                if handle is not None:
+                    grouped.setdefault(key, {})[field] = handle.read()
+    except (tarfile.TarError, OSError, EOFError) as error:
+        raise DataError(f"{path}: unreadable shard ({error})") from error
+    for key, fields in grouped.items():
+        missing = [f for f in FIELDS if f not in fields]
+        if missing:
+            raise DataError(f"{path}: sample {key} lacks {', '.join(missing)}")
+        yield {"key": key, "audio": fields["audio.flac"],
+               "face": np.asarray(Image.open(io.BytesIO(fields["face.jpg"])).convert("RGB")),
+               "landmarks": np.load(io.BytesIO(fields["landmarks.npy"]), allow_pickle=False),
+               "feature": np.load(io.BytesIO(fields["feature.npy"]), allow_pickle=False),
+               "meta": json.loads(fields["json"])}

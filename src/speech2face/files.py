@@ -1,0 +1,54 @@
+"""Files that survive crashes: atomic writes, and output folders that a rerun resumes instead of mixing."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .errors import DataError
+
+
+def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
+    """Call `write(temp_path)`, then rename the result onto `path`: a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        write(Path(temp_name))
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any, indent: int | None = 2) -> None:
+    atomic_write(path, lambda temporary: temporary.write_text(json.dumps(data, indent=indent) + "\n"))
+
+
+def claim_folder(out: Path, filename: str, header: dict[str, Any], what: str,
+                 ours: Callable[[str], bool] = lambda name: False) -> None:
+    """Make `out` the home of one job described by `header` (saved as `out/filename`): a new or empty
+    folder is claimed; a folder whose header matches is resumed; anything else is a DataError. Files for
+    which `ours(name)` holds may already be there (another node claiming the same folder right now)."""
+    path = out / filename
+    if path.exists():
+        try:
+            existing = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise DataError(f"{path}: unreadable ({error}); delete it or use another --out") from error
+        wanted = json.loads(json.dumps(header))
+        if existing != wanted:
+            changed = sorted(k for k in wanted if existing.get(k) != wanted[k])
+            raise DataError(f"{out} holds {what} made with other settings ({', '.join(changed)} differ); "
+                            "use another --out or delete it")
+        return
+    foreign = sorted(p.name for p in out.iterdir() if p.name != filename and not ours(p.name)) if out.exists() else []
+    if foreign:
+        raise DataError(f"{out} is not empty ({', '.join(foreign[:3])}) and holds no {what}; "
+                        "use an empty or new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(path, header)
