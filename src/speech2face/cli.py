@@ -108,6 +108,17 @@ def _prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _download(args: argparse.Namespace) -> int:
+    from .data.download import FAILURES, DownloadSettings, download
+
+    settings = DownloadSettings(url_template=args.url_template, rate_limit=args.rate_limit, sleep=args.sleep,
+                                retries=args.retries, max_height=args.max_height)
+    counts = download(args.avspeech, args.out, settings, progress=not args.quiet)
+    print(f"{args.out}: {counts['downloaded']} downloaded, {counts['skipped']} already there, "
+          f"{counts['failed']} failed" + (f" (see {args.out}/{FAILURES})" if counts["failed"] else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="s2f",
@@ -188,6 +199,23 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--device", default="cpu", help="device of the face encoder (default cpu)")
     prep.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     prep.set_defaults(handler=_prepare)
+
+    down = verbs.add_parser(
+        "download", help="fetch the videos of an AVSpeech CSV with yt-dlp (needs internet)",
+        description="Download every video named in an AVSpeech CSV into OUT as <ytid>.<ext>, with yt-dlp "
+                    "(pip install 'speech2face[download]'). Resumable: videos already in OUT are skipped; "
+                    "failures go to OUT/download_failures.jsonl and the run goes on.",
+        epilog="example: s2f download --avspeech avspeech_test.csv --out videos --rate-limit 2M --sleep 2")
+    down.add_argument("--avspeech", required=True, metavar="CSV", help="an AVSpeech CSV (ytid,start,end,x,y)")
+    down.add_argument("--out", required=True, help="folder for the videos")
+    down.add_argument("--url-template", default="https://www.youtube.com/watch?v={ytid}",
+                      help="URL of a video, with {ytid} (default: YouTube)")
+    down.add_argument("--rate-limit", metavar="RATE", help="bandwidth cap, e.g. 500K or 2M (bytes/s)")
+    down.add_argument("--sleep", type=float, default=1.0, help="seconds between videos (default 1)")
+    down.add_argument("--retries", type=int, default=3, help="retries per video (default 3)")
+    down.add_argument("--max-height", type=int, default=720, help="highest video resolution (default 720)")
+    down.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    down.set_defaults(handler=_download)
     return parser
 
 
