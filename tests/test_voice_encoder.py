@@ -90,7 +90,7 @@ def test_config_round_trips_and_validates() -> None:
         assert VoiceEncoderConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     with pytest.raises(ValueError, match="one stride per conv"):
         VoiceEncoderConfig(channels=(8, 8), strides=(1,))
-    with pytest.raises(ValueError, match="unknown voice encoder settings"):
+    with pytest.raises(ValueError, match="unknown VoiceEncoderConfig settings"):
         VoiceEncoderConfig.from_dict({"widths": [1]})
     with pytest.raises(ValueError, match="unknown voice encoder config"):
         VoiceEncoderConfig.named("huge")

@@ -60,28 +60,46 @@ def write_shard(path: Path, samples: list[Sample]) -> None:
     atomic_write(path, write)
 
 
-def read_shard(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Samples of a shard as dicts: key, audio (flac bytes), face (RGB uint8), landmarks, feature, meta."""
-    from PIL import Image
-
-    grouped: dict[str, dict[str, bytes]] = {}
+def raw_samples(path: str | Path) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """(key, {field: bytes}) per sample of a shard, in order; DataError if the tar itself is unreadable."""
+    key, fields = None, {}
     try:
         with tarfile.open(path) as archive:
             for member in archive:
                 if not member.isfile():
                     continue
-                key, _, field = member.name.partition(".")
+                name, _, field = member.name.partition(".")
+                if name != key:
+                    if key is not None:
+                        yield key, fields
+                    key, fields = name, {}
                 handle = archive.extractfile(member)
                 if handle is not None:
-                    grouped.setdefault(key, {})[field] = handle.read()
+                    fields[field] = handle.read()
     except (tarfile.TarError, OSError, EOFError) as error:
         raise DataError(f"{path}: unreadable shard ({error})") from error
-    for key, fields in grouped.items():
-        missing = [f for f in FIELDS if f not in fields]
-        if missing:
-            raise DataError(f"{path}: sample {key} lacks {', '.join(missing)}")
-        yield {"key": key, "audio": fields["audio.flac"],
-               "face": np.asarray(Image.open(io.BytesIO(fields["face.jpg"])).convert("RGB")),
-               "landmarks": np.load(io.BytesIO(fields["landmarks.npy"]), allow_pickle=False),
-               "feature": np.load(io.BytesIO(fields["feature.npy"]), allow_pickle=False),
-               "meta": json.loads(fields["json"])}
+    if key is not None:
+        yield key, fields
+
+
+def decode_sample(key: str, fields: dict[str, bytes]) -> dict[str, Any]:
+    """key, audio (flac bytes, decode with load_audio), face (RGB uint8), landmarks, feature, meta."""
+    from PIL import Image, UnidentifiedImageError
+
+    missing = [f for f in FIELDS if f not in fields]
+    if missing:
+        raise DataError(f"sample {key} lacks {', '.join(missing)}")
+    try:
+        return {"key": key, "audio": fields["audio.flac"],
+                "face": np.asarray(Image.open(io.BytesIO(fields["face.jpg"])).convert("RGB")),
+                "landmarks": np.load(io.BytesIO(fields["landmarks.npy"]), allow_pickle=False),
+                "feature": np.load(io.BytesIO(fields["feature.npy"]), allow_pickle=False),
+                "meta": json.loads(fields["json"])}
+    except (OSError, UnidentifiedImageError, ValueError) as error:
+        raise DataError(f"sample {key}: damaged ({error})") from error
+
+
+def read_shard(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Decoded samples of a shard (see decode_sample); DataError on the first damaged one."""
+    for key, fields in raw_samples(path):
+        yield decode_sample(key, fields)

@@ -6,6 +6,7 @@ inherits `save_pretrained` / `from_pretrained` from `PretrainedModel`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -24,6 +25,21 @@ WEIGHTS_FILE = "model.safetensors"
 FORMAT_VERSION = 1
 
 ModelT = TypeVar("ModelT", bound="PretrainedModel")
+
+
+class DataclassConfig:
+    """to_dict / from_dict for a frozen dataclass of plain values (tuples travel as JSON lists)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = set(data) - fields
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} settings: {', '.join(sorted(unknown))}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
 class ModelConfig(Protocol):

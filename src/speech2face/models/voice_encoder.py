@@ -16,22 +16,20 @@ Choices the paper leaves open, made here (docs/voice_encoder.md explains them):
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from ..audio import CLIP_FRAMES, N_FREQ
-from .pretrained import PretrainedModel
+from .pretrained import DataclassConfig, PretrainedModel
 
 KERNEL_SIZE = 4
 
 
 @dataclass(frozen=True)
-class VoiceEncoderConfig:
+class VoiceEncoderConfig(DataclassConfig):
     """Widths and layout of the voice encoder; saved inside every checkpoint as config.json."""
 
     channels: tuple[int, ...] = (64, 64, 128, 128, 128, 256, 512, 512, 512)
@@ -72,17 +70,6 @@ class VoiceEncoderConfig:
         if name not in presets:
             raise ValueError(f"unknown voice encoder config {name!r}; choose from {', '.join(presets)}")
         return presets[name]() if output_dim is None else presets[name](output_dim)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> VoiceEncoderConfig:
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - fields
-        if unknown:
-            raise ValueError(f"unknown voice encoder settings: {', '.join(sorted(unknown))}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
     def _shrink(self, length: int, axis_pool: int) -> int:
         for index, stride in enumerate(self.strides):

@@ -1,0 +1,77 @@
+"""Face decoder speed on CPU (or CUDA): training images/s (forward + backward through the warp and the
+perceptual encoder) and decode latency per face, small and paper configs, with the warp's share and the
+model's FLOP utilisation against the machine's fp32 matmul peak measured in the same run.
+
+    python benchmarks/face_decoder.py [--batch 16] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from speech2face.faces import get_encoder
+from speech2face.losses import decoder_losses
+from speech2face.models import FaceDecoder, FaceDecoderConfig
+from speech2face.models.warp import warp_image
+from timing import seconds_per_call
+
+
+def matmul_peak(device: torch.device) -> float:
+    a = torch.randn(2048, 2048, device=device)
+    seconds = seconds_per_call(lambda: (a @ a, torch.cuda.synchronize() if device.type == "cuda" else None), 3, 0.5)
+    return 2 * 2048**3 / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    peak = matmul_peak(device)
+    print(f"device {device}, {torch.get_num_threads()} threads; fp32 matmul peak {peak / 1e9:.0f} GFLOP/s")
+    embed = get_encoder("dlib-torch", device=device).module
+    for name in ("small", "paper"):
+        config = FaceDecoderConfig.named(name, 128)
+        decoder = FaceDecoder(config).to(device)
+        features = torch.randn(args.batch, 128, device=device)
+        faces = torch.rand(args.batch, 3, config.image_size, config.image_size, device=device)
+        landmarks = decoder.mean_landmarks + 0.01 * torch.randn(args.batch, 68, 2, device=device)
+        optimizer = torch.optim.Adam(decoder.parameters())
+
+        def step(decoder: FaceDecoder = decoder, optimizer: torch.optim.Optimizer = optimizer,
+                 features: torch.Tensor = features, faces: torch.Tensor = faces,
+                 landmarks: torch.Tensor = landmarks) -> None:
+            losses = decoder_losses(decoder(features), faces, landmarks, decoder.mean_landmarks, embed)
+            optimizer.zero_grad()
+            sum(losses.values()).backward()
+            optimizer.step()
+
+        train = seconds_per_call(step, args.repeats, 1.0)
+        with torch.no_grad():
+            one = seconds_per_call(lambda decoder=decoder, first=features[:1]: decoder(first), args.repeats, 0.5)
+            batch = seconds_per_call(lambda decoder=decoder, features=features: decoder(features), args.repeats, 0.5)
+            texture = torch.rand_like(faces)
+            warp = seconds_per_call(lambda texture=texture, landmarks=landmarks, decoder=decoder: warp_image(
+                texture, decoder.mean_landmarks.expand_as(landmarks), landmarks), args.repeats, 0.5)
+        flops = count_flops(decoder, features[:1])
+        print(f"{name} ({config.image_size} px, {sum(p.numel() for p in decoder.parameters()) / 1e6:.1f} M params, "
+              f"{flops / 1e9:.2f} GFLOP/face forward):")
+        print(f"  train  {args.batch / train:8.1f} images/s (with the perceptual encoder)")
+        print(f"  decode {one * 1000:8.1f} ms per face at batch 1; {batch / args.batch * 1000:6.2f} ms per face at "
+              f"batch {args.batch} = {flops * args.batch / batch / peak:.0%} of the matmul peak; "
+              f"warp {warp / batch:.0%} of the batch decode")
+
+
+def count_flops(module: torch.nn.Module, features: torch.Tensor) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        module(features)
+    return float(counter.get_total_flops())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Streaming training data from shards: split across ranks and loader workers, shuffled, fault-tolerant.
+
+    stream = ShardStream(shard_paths("data", "train"), transform, seed=0, rank=rank, world_size=world)
+    loader = DataLoader(stream, batch_size=16, num_workers=2)
+
+Each (rank, worker) takes every n-th shard (n = world_size x workers) when there are enough shards, and
+every n-th sample of every shard otherwise, so no sample is seen twice per epoch. Shard order and a
+shuffle buffer are seeded by (seed, epoch). A damaged sample is logged and skipped, never fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from ..errors import DataError
+from .shards import decode_sample, raw_samples
+
+log = logging.getLogger(__name__)
+
+
+def shard_paths(data: str | Path, split: str | tuple[str, ...]) -> list[Path]:
+    """The shards of one or more splits in a prepare output folder (or a folder of shards)."""
+    root = Path(data)
+    folder = root / "shards" if (root / "shards").is_dir() else root
+    splits = (split,) if isinstance(split, str) else split
+    paths = sorted(p for name in splits for p in folder.glob(f"{name}-*.tar"))
+    if not folder.is_dir():
+        raise DataError(f"{data}: no such folder of shards")
+    return paths
+
+
+class ShardStream(IterableDataset):
+    """Transformed samples of `shards`; `transform(sample) -> item` may raise DataError/ValueError to skip."""
+
+    def __init__(self, shards: list[Path], transform: Callable[[dict[str, Any]], Any], *, shuffle: bool = True,
+                 buffer: int = 256, seed: int = 0, loop: bool = True, rank: int = 0, world_size: int = 1,
+                 start_epoch: int = 0) -> None:
+        if not shards:
+            raise DataError("no shards to read")
+        self.shards, self.transform = list(shards), transform
+        self.shuffle, self.buffer, self.seed, self.loop = shuffle, buffer, seed, loop
+        self.rank, self.world_size, self.start_epoch = rank, world_size, start_epoch
+        self.skipped = 0
+
+    def _split(self) -> tuple[int, int]:
+        worker = get_worker_info()
+        workers, worker_id = (worker.num_workers, worker.id) if worker is not None else (1, 0)
+        return self.rank * workers + worker_id, self.world_size * workers
+
+    def _items(self, epoch: int) -> Iterator[Any]:
+        index, count = self._split()
+        order = list(self.shards)
+        if self.shuffle:
+            np.random.default_rng([self.seed, epoch]).shuffle(order)  # type: ignore[arg-type]
+        by_shard = len(order) >= count
+        mine = order[index::count] if by_shard else order
+        position = 0
+        for shard in mine:
+            try:
+                for key, fields in raw_samples(shard):
+                    position += 1
+                    if not by_shard and (position - 1) % count != index:
+                        continue
+                    try:
+                        yield self.transform(decode_sample(key, fields))
+                    except (DataError, ValueError) as error:
+                        self.skipped += 1
+                        log.warning("skipped a damaged sample in %s: %s", shard.name, error)
+            except DataError as error:
+                log.warning("skipped the rest of %s: %s", shard.name, error)
+
+    def __iter__(self) -> Iterator[Any]:
+        epoch = self.start_epoch
+        while True:
+            rng = np.random.default_rng([self.seed, epoch, *self._split()])
+            pool: list[Any] = []
+            for item in self._items(epoch):
+                if not self.shuffle:
+                    yield item
+                    continue
+                pool.append(item)
+                if len(pool) >= self.buffer:
+                    yield pool.pop(int(rng.integers(len(pool))))
+            while pool:
+                yield pool.pop(int(rng.integers(len(pool))))
+            if not self.loop:
+                return
+            epoch += 1
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Stack same-keyed numpy items into tensors."""
+    return {key: torch.as_tensor(np.stack([item[key] for item in items])) for key in items[0]}

@@ -1,0 +1,64 @@
+"""Evaluation on held-out speakers. Every number comes with its baseline and chance.
+
+`decoder_quality`: how well the face decoder redraws a face from its feature.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .faces.landmarks import LEFT_EYE, RIGHT_EYE
+
+
+def landmark_error_iod(predicted: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """Per face: mean point error in % of the true inter-ocular distance; (N, 68, 2) each -> (N,)."""
+    eyes = np.linalg.norm(true[:, LEFT_EYE].mean(axis=1) - true[:, RIGHT_EYE].mean(axis=1), axis=1)
+    return 100 * np.linalg.norm(predicted - true, axis=2).mean(axis=1) / eyes
+
+
+def top1_same_speaker(queries: np.ndarray, gallery: np.ndarray, speakers: np.ndarray) -> tuple[float, float]:
+    """R@1 by cosine: how often the nearest gallery item to query i has i's speaker; and its chance."""
+    q = queries / np.linalg.norm(queries, axis=1, keepdims=True).clip(1e-12)
+    g = gallery / np.linalg.norm(gallery, axis=1, keepdims=True).clip(1e-12)
+    nearest = (q @ g.T).argmax(axis=1)
+    hits = float(np.mean(speakers[nearest] == speakers))
+    _, inverse, counts = np.unique(speakers, return_inverse=True, return_counts=True)
+    return hits, float(np.mean(counts[inverse] / len(speakers)))
+
+
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)).clip(1e-12)
+
+
+@torch.no_grad()
+def decoder_quality(decoded_images: torch.Tensor, decoded_landmarks: torch.Tensor, faces: torch.Tensor,
+                    landmarks: torch.Tensor, speakers: list[str], embed: torch.nn.Module,
+                    mean_landmarks: torch.Tensor) -> dict[str, dict[str, float]]:
+    """Decoded faces against their inputs; all (N, 3, S, S) in [0, 1] / (N, 68, 2) normalised.
+
+    Rows: `decoder`, and the `mean_face` baseline (the pixel mean of the inputs, drawn at the mean
+    landmarks, for everyone). Columns: landmark error (% IOD), pixel L1 (0-255), identity cosine
+    (face encoder, decoded vs input), R@1 (the decoded face's nearest input, by the encoder, is of the same
+    speaker) with its chance.
+    """
+    speaker_ids = np.asarray(speakers)
+    true_lm = landmarks.cpu().numpy()
+    inputs = torch.cat([embed(chunk) for chunk in faces.split(64)]).cpu().numpy()
+    mean_face = faces.mean(dim=0, keepdim=True)
+    rows = {}
+    for name, images, points in (
+        ("decoder", decoded_images, decoded_landmarks.cpu().numpy()),
+        ("mean_face", mean_face.expand_as(faces), np.broadcast_to(mean_landmarks.cpu().numpy(), true_lm.shape)),
+    ):
+        embedded = torch.cat([embed(chunk) for chunk in images.split(64)]).cpu().numpy()
+        hits, chance = top1_same_speaker(embedded, inputs, speaker_ids)
+        rows[name] = {
+            "landmark_error_iod_pct": float(landmark_error_iod(points, true_lm).mean()),
+            "pixel_l1": float(255 * F.l1_loss(images, faces)),
+            "identity_cosine": float(cosine_rows(embedded, inputs).mean()),
+            "R@1": hits, "chance_R@1": chance,
+        }
+    rows["faces"] = {"count": len(speakers), "speakers": len(set(speakers))}
+    return rows
