@@ -138,6 +138,23 @@ def _train_decoder(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from .train import VoiceTraining, train_voice
+
+    settings = VoiceTraining(steps=args.steps, batch_size=args.batch_size, config=args.config, lr=args.lr,
+                             l1=args.l1, l2=args.l2, temperature=args.temperature, distill=args.distill,
+                             shuffle_buffer=args.shuffle_buffer, log_every=args.log_every,
+                             checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, seed=args.seed,
+                             workers=args.workers, device=args.device)
+    result = train_voice(args.data, args.decoder, args.out, settings, resume=args.resume, progress=not args.quiet)
+    held = result.get("held_out")
+    if held:  # rank 0 only
+        print(f"{args.out}: voice encoder, step {result['step']}, distillation: {result['distill']}")
+        print(f"held-out ({held['pool']} clips): cosine {held['cosine']:.3f} (shuffled {held['chance_cosine']:.3f}); "
+              + ", ".join(f"R@{k} {held[f'R@{k}']:.2f} (chance {held[f'chance_R@{k}']:.2f})" for k in (1, 2, 5, 10)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="s2f",
@@ -262,6 +279,40 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("--resume", action="store_true", help="continue the run in OUT from its last checkpoint")
     dec.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     dec.set_defaults(handler=_train_decoder)
+
+    train = verbs.add_parser(
+        "train", help="train the voice encoder (voice -> face feature) with the paper's loss",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train the voice encoder on prepared shards through a frozen face decoder, with the paper's\n"
+                    "loss: L1 on the decoder's first layer + l1 x normalised-feature distance + l2 x distillation\n"
+                    "through the face network's classifier at temperature T. Adam (lr 1e-3, beta1 0.5, eps 1e-4),\n"
+                    "lr x0.95 every 10,000 steps, global batch 8 by default. OUT gets config.json +\n"
+                    "model.safetensors, best/ (best held-out R@1), metrics.jsonl, eval.json, training_state.pt.\n"
+                    "Several processes or GPUs: torchrun --nproc_per_node N --no-python s2f train ...",
+        epilog="example: s2f train --data shards --decoder runs/decoder --out runs/voice --steps 5000")
+    train.add_argument("--data", required=True, help="a folder made by s2f prepare")
+    train.add_argument("--decoder", required=True, help="a run folder of s2f train-decoder (frozen here)")
+    train.add_argument("--out", required=True, help="run folder")
+    train.add_argument("--config", choices=("small", "paper"), default="small", help="voice encoder size")
+    train.add_argument("--steps", type=int, default=10_000, help="optimiser steps (default 10000)")
+    train.add_argument("--batch-size", type=int, default=8, help="GLOBAL batch, split among processes (default 8)")
+    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--l1", type=float, default=0.025, help="weight of the normalised-feature term (paper 0.025)")
+    train.add_argument("--l2", type=float, default=200.0, help="weight of the distillation term (paper 200)")
+    train.add_argument("--temperature", type=float, default=2.0, help="distillation temperature (paper 2)")
+    train.add_argument("--distill", choices=("auto", "teacher", "fitted", "none"), default="auto",
+                       help="distillation classifier: the teacher's (VGG-Face fc8), one fitted on the training "
+                            "identities (for dlib features), or none; auto picks teacher if there is one")
+    train.add_argument("--shuffle-buffer", type=int, default=256, help="samples in the shuffle buffer (0: none)")
+    train.add_argument("--log-every", type=int, default=20)
+    train.add_argument("--checkpoint-every", type=int, default=200)
+    train.add_argument("--eval-every", type=int, default=500, help="held-out evaluation every N steps")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--workers", type=int, default=0, help="data loader processes per training process")
+    train.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda")
+    train.add_argument("--resume", action="store_true", help="continue the run in OUT from its last checkpoint")
+    train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(handler=_train)
     return parser
 
 

@@ -1,6 +1,7 @@
 """Evaluation on held-out speakers. Every number comes with its baseline and chance.
 
 `decoder_quality`: how well the face decoder redraws a face from its feature.
+`voice_quality`: predicted vs true face features: cosine, and S2F -> face retrieval R@K.
 """
 
 from __future__ import annotations
@@ -62,3 +63,26 @@ def decoder_quality(decoded_images: torch.Tensor, decoded_landmarks: torch.Tenso
         }
     rows["faces"] = {"count": len(speakers), "speakers": len(set(speakers))}
     return rows
+
+
+def recall_at_k(predicted: np.ndarray, true: np.ndarray, ks: tuple[int, ...] = (1, 2, 5, 10)) -> dict[str, float]:
+    """Query i (a predicted feature) against all true features by cosine: R@K = how often true i is in the
+    top K; chance K / N. The whole set is the pool here (the paper's pool-of-100 protocol: evaluate)."""
+    p = predicted / np.linalg.norm(predicted, axis=1, keepdims=True).clip(1e-12)
+    t = true / np.linalg.norm(true, axis=1, keepdims=True).clip(1e-12)
+    scores = p @ t.T
+    ranks = (scores > scores[np.arange(len(p)), np.arange(len(p))][:, None]).sum(axis=1)  # 0 = first
+    out = {"pool": len(p)}
+    for k in ks:
+        out[f"R@{k}"] = float(np.mean(ranks < k))
+        out[f"chance_R@{k}"] = min(1.0, k / len(p))
+    out["median_rank"] = float(np.median(ranks) + 1)
+    return out
+
+
+def voice_quality(predicted: np.ndarray, true: np.ndarray) -> dict[str, float]:
+    """Feature cosine (mean; and of a shuffled pairing, the chance level) and R@K over the held-out set."""
+    shuffled = np.random.default_rng(0).permutation(len(true))
+    return {"cosine": float(cosine_rows(predicted, true).mean()),
+            "chance_cosine": float(cosine_rows(predicted, true[shuffled]).mean()),
+            **recall_at_k(predicted, true)}

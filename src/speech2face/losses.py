@@ -33,3 +33,40 @@ def decoder_losses(decoded: DecodedFace, faces: torch.Tensor, landmarks: torch.T
             wanted = embed(faces)
         losses["perceptual"] = 1 - F.cosine_similarity(embed(decoded.image.float()), wanted, dim=1).mean()
     return losses
+
+
+# ---------------------------------------------------------------------------------------------------
+# the voice encoder (SPEC 5)
+
+PAPER_L1 = 0.025
+PAPER_L2 = 200.0
+PAPER_TEMPERATURE = 2.0
+
+
+def distillation(teacher_logits: torch.Tensor, student_logits: torch.Tensor,
+                 temperature: float = PAPER_TEMPERATURE) -> torch.Tensor:
+    """L_distill(a, b) = -sum_i p_i(a) log p_i(b), p = softmax(x / T); (B, C) each -> (B,)."""
+    target = F.softmax(teacher_logits.float() / temperature, dim=1)
+    return -(target * F.log_softmax(student_logits.float() / temperature, dim=1)).sum(dim=1)
+
+
+def voice_losses(predicted: torch.Tensor, true: torch.Tensor, first_layer: Callable[[torch.Tensor], torch.Tensor],
+                 classifier: Callable[[torch.Tensor], torch.Tensor] | None, l1: float = PAPER_L1,
+                 l2: float = PAPER_L2, temperature: float = PAPER_TEMPERATURE) -> dict[str, torch.Tensor]:
+    """The paper's loss on predicted (v_s) and true (v_f) face features (B, D), each term per sample, then
+    averaged over the batch:
+        decoder  || f_dec(v_f) - f_dec(v_s) ||_1       (f_dec: the frozen decoder's first layer)
+        norm     || v_f/|v_f| - v_s/|v_s| ||_2^2        (x l1)
+        distill  L_distill(f_VGG(v_f), f_VGG(v_s))      (x l2; f_VGG: the teacher's classifier, skipped if None)
+    """
+    predicted, true = predicted.float(), true.float()
+    losses = {
+        "decoder": (first_layer(true) - first_layer(predicted)).abs().sum(dim=1).mean(),
+        "norm": (F.normalize(true, dim=1) - F.normalize(predicted, dim=1)).pow(2).sum(dim=1).mean(),
+    }
+    total = losses["decoder"] + l1 * losses["norm"]
+    if classifier is not None and l2 > 0:
+        losses["distill"] = distillation(classifier(true), classifier(predicted), temperature).mean()
+        total = total + l2 * losses["distill"]
+    losses["total"] = total
+    return losses

@@ -29,7 +29,7 @@ from .data.dataset import ShardStream, collate, shard_paths
 from .errors import DataError
 from .evaluate import decoder_quality
 from .files import atomic_write, write_json
-from .losses import decoder_losses
+from .losses import decoder_losses, voice_losses
 from .models.face_decoder import FaceDecoder, FaceDecoderConfig
 
 log = logging.getLogger(__name__)
@@ -233,3 +233,248 @@ def save_checkpoint(model: torch.nn.Module, optimizer: torch.optim.Optimizer, st
 def _append(path: Path, row: dict[str, Any]) -> None:
     with path.open("a") as handle:
         handle.write(json.dumps(row) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------------
+# the voice encoder (SPEC 5): s2f train
+#
+#     s2f train --data data/ --decoder runs/decoder --out runs/voice --config small --steps 5000
+#     torchrun --nproc_per_node 4 --no-python s2f train --data data/ --decoder runs/decoder --out runs/voice \
+#         --config paper --batch-size 32                  # DDP; multi-node: add --nnodes/--node-rank/--rdzv-*
+#
+# --batch-size is the GLOBAL batch: each of N processes takes batch/N. Batch norms use the global batch
+# statistics (GlobalBatchNorm), so N processes compute what one process would on the same batch.
+
+@dataclass(frozen=True)
+class VoiceTraining:
+    steps: int = 10_000
+    batch_size: int = 8  # global, as the paper
+    config: str = "small"  # small (CPU) or paper
+    lr: float = 1e-3
+    beta1: float = 0.5
+    adam_eps: float = 1e-4
+    decay_every: int = 10_000  # lr x decay every decay_every steps
+    decay: float = 0.95
+    l1: float = 0.025
+    l2: float = 200.0
+    temperature: float = 2.0
+    distill: str = "auto"  # teacher (the face network's classifier), fitted (a linear head on the training
+    #                        identities' features), none (l2 = 0); auto: teacher if it has one, else fitted
+    clip: float = 1.0
+    seconds: float = 6.0
+    shuffle_buffer: int = 256  # 0: no shuffling (reproducible batches, for tests and debugging)
+    log_every: int = 20
+    checkpoint_every: int = 200
+    eval_every: int = 500
+    eval_clips: int = 512
+    seed: int = 0
+    workers: int = 0
+    device: str = "auto"
+
+
+def voice_item(sample: dict[str, Any], seed: int, seconds: float) -> dict[str, np.ndarray]:
+    """A shard sample -> wave (seconds x 16 kHz: a random crop, new each epoch, or the clip repeated)
+    and its face feature. The crop depends only on (seed, key, epoch): every process agrees."""
+    import zlib
+
+    from . import audio
+
+    wave = audio.load_audio(sample["audio"])
+    length = round(seconds * audio.SAMPLE_RATE)
+    if len(wave) > length:
+        rng = np.random.default_rng([seed, zlib.crc32(sample["key"].encode()), sample.get("epoch", 0)])
+        start = int(rng.integers(0, len(wave) - length + 1))
+        wave = wave[start:start + length]
+    return {"wave": audio.fit_length(wave, seconds), "feature": sample["feature"].astype(np.float32)}
+
+
+def fitted_classifier(paths: list[Path], seed: int, steps: int = 300) -> torch.nn.Linear:
+    """A linear classifier of the training speakers on their face features: the distillation target
+    when the face network has none (dlib). Fitted with full-batch Adam; frozen afterwards."""
+    features, speakers = [], []
+    for item in ShardStream(paths, lambda s: (s["feature"], s["meta"]["speaker"]), shuffle=False, loop=False):
+        features.append(item[0])
+        speakers.append(item[1])
+    names = sorted(set(speakers))
+    x = torch.from_numpy(np.stack(features)).float()
+    y = torch.tensor([names.index(s) for s in speakers])
+    torch.manual_seed(seed)
+    head = torch.nn.Linear(x.shape[1], len(names))
+    optimizer = torch.optim.Adam(head.parameters(), lr=0.05)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        F.cross_entropy(head(x), y).backward()
+        optimizer.step()
+    return head.requires_grad_(False)
+
+
+def teacher_classifier(settings: VoiceTraining, encoder_name: str, paths: list[Path],
+                       device: torch.device) -> tuple[torch.nn.Module | None, str]:
+    """The distillation's f_VGG and what it is."""
+    choice = settings.distill
+    if choice == "auto":
+        choice = "teacher" if encoder_name == "vggface" else "fitted"
+    if choice == "none" or settings.l2 == 0:
+        return None, "none"
+    if choice == "teacher":
+        if encoder_name != "vggface":
+            raise DataError(f"the shards' face encoder ({encoder_name}) has no identity classifier; "
+                            "use --distill fitted or none")
+        from .faces import get_encoder
+
+        module = get_encoder("vggface", device=device).module
+        return module.fc8, "teacher: VGG-Face fc8"  # type: ignore[union-attr]
+    if choice == "fitted":
+        return fitted_classifier(paths, settings.seed).to(device), "fitted: linear head on training identities"
+    raise DataError(f"--distill must be auto, teacher, fitted or none; got {settings.distill!r}")
+
+
+def held_out_voices(data: str | Path, settings: VoiceTraining) -> dict[str, Any]:
+    """Val (else test) clips: the first `seconds` of each (no randomness), features, speakers."""
+    from . import audio
+
+    paths = shard_paths(data, "val") or shard_paths(data, "test")
+    if not paths:
+        raise DataError(f"{data}: no val or test shards")
+    length = round(settings.seconds * audio.SAMPLE_RATE)
+    items, speakers = [], []
+    for sample in ShardStream(paths, lambda s: s, shuffle=False, loop=False):
+        wave = audio.load_audio(sample["audio"])[:length]
+        items.append({"wave": audio.fit_length(wave, settings.seconds),
+                      "feature": sample["feature"].astype(np.float32)})
+        speakers.append(sample["meta"]["speaker"])
+        if len(items) >= settings.eval_clips:
+            break
+    return {**collate(items), "speakers": speakers}
+
+
+def _predict(model: torch.nn.Module, waves: torch.Tensor, device: torch.device, batch: int = 16) -> np.ndarray:
+    from .audio import spectrogram
+
+    was_training = model.training
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for chunk in waves.split(batch):
+            out.append(model(spectrogram(chunk.to(device))).float().cpu())
+    model.train(was_training)
+    return torch.cat(out).numpy()
+
+
+def train_voice(data: str | Path, decoder_dir: str | Path, out: str | Path, settings: VoiceTraining | None = None,
+                *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train (or continue) the voice encoder; returns the last held-out evaluation. Runs alone or under
+    torchrun (DDP); only rank 0 logs, evaluates and writes."""
+    from . import distributed
+    from .audio import spectrogram
+    from .evaluate import voice_quality
+    from .models import VoiceEncoder, VoiceEncoderConfig
+
+    settings = settings or VoiceTraining()
+    context = distributed.setup(settings.device)
+    device, out = context.device, Path(out)
+    try:
+        if settings.batch_size % context.world_size:
+            raise DataError(f"--batch-size {settings.batch_size} must divide among {context.world_size} processes")
+        train_paths = shard_paths(data, "train")
+        if not train_paths:
+            raise DataError(f"{data}: no train shards; run s2f prepare first")
+        decoder = FaceDecoder.from_pretrained(decoder_dir, map_location=device).eval().requires_grad_(False)
+        held = held_out_voices(data, settings) if context.main else None
+        first = next(iter(ShardStream(train_paths, lambda s: s, shuffle=False, loop=False)))
+        feature_dim, encoder_name = int(first["feature"].shape[0]), first["meta"]["encoder"]
+        if feature_dim != decoder.config.feature_dim:
+            raise DataError(f"the shards hold {feature_dim}-d features, the decoder reads {decoder.config.feature_dim}")
+        classifier, distill_kind = teacher_classifier(settings, encoder_name, train_paths, device)
+        state_path = out / STATE_FILE
+        resuming = resume and state_path.is_file()
+        if not resuming and (out / "model.safetensors").exists():
+            raise DataError(f"{out} already holds a trained voice encoder; pass --resume or use another --out")
+        torch.manual_seed(settings.seed)
+        model = VoiceEncoder(VoiceEncoderConfig.named(settings.config, feature_dim)).to(device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, betas=(settings.beta1, 0.999),
+                                     eps=settings.adam_eps)
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, settings.decay_every, settings.decay)
+        step, best = 0, -1.0
+        if resuming:
+            state = torch.load(state_path, map_location=device, weights_only=True)
+            model.load_state_dict(state["model"], strict=True)
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            step, best = int(state["step"]), float(state["best"])
+            torch.set_rng_state(state["rng"].cpu())
+            if classifier is not None and "classifier" in state:
+                classifier.load_state_dict(state["classifier"])
+        elif context.main:
+            out.mkdir(parents=True, exist_ok=True)
+            write_json(out / "training.json", asdict(settings) | {"world_size": context.world_size,
+                                                                   "distill": distill_kind,
+                                                                   "decoder": str(decoder_dir)})
+        if context.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            distributed.global_batchnorm(model)
+            ddp: torch.nn.Module = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                                           else None)
+        else:
+            ddp = model
+        stream = ShardStream(train_paths, lambda s: voice_item(s, settings.seed, settings.seconds),
+                             shuffle=settings.shuffle_buffer > 0, buffer=max(1, settings.shuffle_buffer),
+                             seed=settings.seed, rank=context.rank, world_size=context.world_size, start_epoch=step)
+        loader = DataLoader(stream, batch_size=settings.batch_size // context.world_size,
+                            num_workers=settings.workers, collate_fn=collate)
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+        bar = tqdm(total=settings.steps, initial=step, desc="train", unit="step",
+                   disable=not (progress and context.main))
+        started, seen, quality = time.perf_counter(), 0, None
+        ddp.train()
+        for batch in loader:
+            if step >= settings.steps:
+                break
+            features = batch["feature"].to(device)
+            spec = spectrogram(batch["wave"].to(device))  # on the training device
+            with autocast:
+                predicted = ddp(spec)
+            losses = voice_losses(predicted, features, decoder.first_layer, classifier, settings.l1, settings.l2,
+                                  settings.temperature)
+            optimizer.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            seen += len(features) * context.world_size
+            bar.update(1)
+            if step % settings.log_every == 0 or step == settings.steps:
+                logged = {k: float(distributed.mean_across(v.detach())) for k, v in losses.items()}
+                if context.main:
+                    _append(out / "metrics.jsonl", {"step": step, "loss": logged.pop("total"), **logged,
+                                                    "lr": scheduler.get_last_lr()[0],
+                                                    "samples_per_s": round(seen / (time.perf_counter() - started), 2)})
+                    bar.set_postfix(loss=f"{float(losses['total'].detach()):.3f}")
+            evaluate_now = step % settings.eval_every == 0 or step == settings.steps
+            if context.main and evaluate_now:
+                quality = voice_quality(_predict(model, held["wave"], device), held["feature"].numpy())
+                _append(out / "metrics.jsonl", {"step": step, "eval": quality})
+                if quality["R@1"] + 1e-3 * quality["cosine"] > best:
+                    best = quality["R@1"] + 1e-3 * quality["cosine"]
+                    model.save_pretrained(out / "best")
+            if context.main and (step % settings.checkpoint_every == 0 or step == settings.steps):
+                state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "scheduler": scheduler.state_dict(), "step": step, "best": best,
+                         "rng": torch.get_rng_state()}
+                if classifier is not None:
+                    state["classifier"] = classifier.state_dict()
+                model.save_pretrained(out)
+                atomic_write(state_path, lambda t, state=state: torch.save(state, t))
+        bar.close()
+        if step < settings.steps:
+            raise DataError(f"the training stream ended at step {step}")
+        if context.main:
+            result = {"step": step, "held_out": quality, "distill": distill_kind,
+                      "note": "held-out speakers (val split, else test); pool = the whole held-out set"}
+            write_json(out / "eval.json", result)
+            return result
+        return {"step": step}
+    finally:
+        distributed.teardown()

@@ -37,7 +37,8 @@ def shard_paths(data: str | Path, split: str | tuple[str, ...]) -> list[Path]:
 
 
 class ShardStream(IterableDataset):
-    """Transformed samples of `shards`; `transform(sample) -> item` may raise DataError/ValueError to skip."""
+    """Transformed samples of `shards`; `transform(sample) -> item` may raise DataError/ValueError to skip.
+    The sample dict also carries `epoch`, for transforms whose augmentation changes per epoch."""
 
     def __init__(self, shards: list[Path], transform: Callable[[dict[str, Any]], Any], *, shuffle: bool = True,
                  buffer: int = 256, seed: int = 0, loop: bool = True, rank: int = 0, world_size: int = 1,
@@ -69,7 +70,7 @@ class ShardStream(IterableDataset):
                     if not by_shard and (position - 1) % count != index:
                         continue
                     try:
-                        yield self.transform(decode_sample(key, fields))
+                        yield self.transform(decode_sample(key, fields) | {"epoch": epoch})
                     except (DataError, ValueError) as error:
                         self.skipped += 1
                         log.warning("skipped a damaged sample in %s: %s", shard.name, error)
