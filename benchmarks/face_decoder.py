@@ -15,13 +15,7 @@ from speech2face.faces import get_encoder
 from speech2face.losses import decoder_losses
 from speech2face.models import FaceDecoder, FaceDecoderConfig
 from speech2face.models.warp import warp_image
-from timing import seconds_per_call
-
-
-def matmul_peak(device: torch.device) -> float:
-    a = torch.randn(2048, 2048, device=device)
-    seconds = seconds_per_call(lambda: (a @ a, torch.cuda.synchronize() if device.type == "cuda" else None), 3, 0.5)
-    return 2 * 2048**3 / seconds
+from timing import matmul_peak, seconds_per_call
 
 
 def main() -> None:

@@ -15,23 +15,7 @@ import torch
 
 from speech2face.audio import CLIP_FRAMES, N_FREQ
 from speech2face.models import VoiceEncoder, VoiceEncoderConfig
-from timing import seconds_per_call
-
-
-def matmul_peak(device: torch.device, sizes: tuple[int, ...] = (1024, 2048, 4096), repeats: int = 3) -> float:
-    """fp32 FLOP/s of the fastest large square matmul: the machine's practical peak for this dtype."""
-    best = 0.0
-    for size in sizes:
-        a = torch.randn(size, size, device=device)
-        b = torch.randn(size, size, device=device)
-
-        def run(a: torch.Tensor = a, b: torch.Tensor = b) -> None:
-            torch.mm(a, b)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-
-        best = max(best, 2 * size**3 / seconds_per_call(run, repeats))
-    return best
+from timing import matmul_peak, seconds_per_call
 
 
 def measure(config: VoiceEncoderConfig, batch: int, device: torch.device, compile_model: bool,

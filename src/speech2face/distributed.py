@@ -7,6 +7,7 @@ Under `torchrun` (RANK, WORLD_SIZE, LOCAL_RANK in the environment) `setup` joins
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -71,24 +72,26 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce  # differentiable
+        from torch.distributed.nn.functional import all_reduce  # differentiable (its successor is private API)
+
+        warnings.filterwarnings("ignore", message=".*nn.functional.all_reduce is deprecated", category=FutureWarning)
 
         axes = [0, *range(2, x.dim())]
-        count = torch.tensor([x.numel() / x.shape[1]], device=x.device, dtype=torch.float32)
-        xf = x.float()
-        totals = all_reduce(torch.cat([xf.sum(axes), xf.pow(2).sum(axes), count]))
-        channels = x.shape[1]
+        shape = [1, x.shape[1]] + [1] * (x.dim() - 2)
+        xf = x if x.dtype == torch.float64 else x.float()  # statistics in at least float32
+        count = torch.tensor([x.numel() / x.shape[1]], device=x.device, dtype=xf.dtype)
+        totals = all_reduce(torch.cat([xf.sum(axes), count]))
         n = totals[-1]
-        mean = totals[:channels] / n
-        var = (totals[channels:2 * channels] / n - mean.pow(2)).clamp_min(0)
+        mean = totals[:-1] / n
+        centred = xf - mean.view(shape)  # two passes: E[(x - mean)^2], not E[x^2] - mean^2 (cancellation)
+        var = all_reduce(centred.pow(2).sum(axes)) / n
         if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
             with torch.no_grad():
                 momentum = self.momentum if self.momentum is not None else 0.1
                 self.running_mean.lerp_(mean.detach(), momentum)
                 self.running_var.lerp_(var.detach() * n / (n - 1).clamp_min(1), momentum)
                 self.num_batches_tracked += 1
-        shape = [1, channels] + [1] * (x.dim() - 2)
-        y = (xf - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        y = centred * torch.rsqrt(var.view(shape) + self.eps)
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)
         return y.to(x.dtype)
@@ -100,8 +103,10 @@ def global_batchnorm(module: nn.Module) -> nn.Module:
         if isinstance(child, (nn.BatchNorm1d, nn.BatchNorm2d)):
             replacement = GlobalBatchNorm(child.num_features, child.eps, child.momentum, child.affine,
                                           child.track_running_stats)
+            reference = child.running_mean if child.running_mean is not None else child.weight
+            replacement.to(reference)  # device and float dtype first: load_state_dict keeps them
             replacement.load_state_dict(child.state_dict())
-            setattr(module, name, replacement.to(next(child.buffers()).device))
+            setattr(module, name, replacement)
         else:
             global_batchnorm(child)
     return module

@@ -46,8 +46,12 @@ PAPER_TEMPERATURE = 2.0
 def distillation(teacher_logits: torch.Tensor, student_logits: torch.Tensor,
                  temperature: float = PAPER_TEMPERATURE) -> torch.Tensor:
     """L_distill(a, b) = -sum_i p_i(a) log p_i(b), p = softmax(x / T); (B, C) each -> (B,)."""
-    target = F.softmax(teacher_logits.float() / temperature, dim=1)
-    return -(target * F.log_softmax(student_logits.float() / temperature, dim=1)).sum(dim=1)
+    target = F.softmax(_at_least_float32(teacher_logits) / temperature, dim=1)
+    return -(target * F.log_softmax(_at_least_float32(student_logits) / temperature, dim=1)).sum(dim=1)
+
+
+def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    return x if x.dtype == torch.float64 else x.float()
 
 
 def voice_losses(predicted: torch.Tensor, true: torch.Tensor, first_layer: Callable[[torch.Tensor], torch.Tensor],
@@ -59,7 +63,7 @@ def voice_losses(predicted: torch.Tensor, true: torch.Tensor, first_layer: Calla
         norm     || v_f/|v_f| - v_s/|v_s| ||_2^2        (x l1)
         distill  L_distill(f_VGG(v_f), f_VGG(v_s))      (x l2; f_VGG: the teacher's classifier, skipped if None)
     """
-    predicted, true = predicted.float(), true.float()
+    predicted, true = _at_least_float32(predicted), _at_least_float32(true)  # bf16 under autocast
     losses = {
         "decoder": (first_layer(true) - first_layer(predicted)).abs().sum(dim=1).mean(),
         "norm": (F.normalize(true, dim=1) - F.normalize(predicted, dim=1)).pow(2).sum(dim=1).mean(),

@@ -262,7 +262,8 @@ class VoiceTraining:
     #                        identities' features), none (l2 = 0); auto: teacher if it has one, else fitted
     clip: float = 1.0
     seconds: float = 6.0
-    shuffle_buffer: int = 256  # 0: no shuffling (reproducible batches, for tests and debugging)
+    shuffle_buffer: int = 256  # 0: no shuffling, samples interleaved across processes: N processes then see
+    #                            exactly the batches of one (tests, debugging; every process reads every shard)
     log_every: int = 20
     checkpoint_every: int = 200
     eval_every: int = 500
@@ -420,7 +421,8 @@ def train_voice(data: str | Path, decoder_dir: str | Path, out: str | Path, sett
             ddp = model
         stream = ShardStream(train_paths, lambda s: voice_item(s, settings.seed, settings.seconds),
                              shuffle=settings.shuffle_buffer > 0, buffer=max(1, settings.shuffle_buffer),
-                             seed=settings.seed, rank=context.rank, world_size=context.world_size, start_epoch=step)
+                             seed=settings.seed, rank=context.rank, world_size=context.world_size, start_epoch=step,
+                             interleave=settings.shuffle_buffer == 0)
         loader = DataLoader(stream, batch_size=settings.batch_size // context.world_size,
                             num_workers=settings.workers, collate_fn=collate)
         autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")

@@ -4,7 +4,8 @@
     loader = DataLoader(stream, batch_size=16, num_workers=2)
 
 Each (rank, worker) takes every n-th shard (n = world_size x workers) when there are enough shards, and
-every n-th sample of every shard otherwise, so no sample is seen twice per epoch. Shard order and a
+every n-th sample of every shard otherwise (or always, with `interleave`: then n processes together see
+exactly the sample order one process sees), so no sample is seen twice per epoch. Shard order and a
 shuffle buffer are seeded by (seed, epoch). A damaged sample is logged and skipped, never fatal.
 """
 
@@ -42,12 +43,13 @@ class ShardStream(IterableDataset):
 
     def __init__(self, shards: list[Path], transform: Callable[[dict[str, Any]], Any], *, shuffle: bool = True,
                  buffer: int = 256, seed: int = 0, loop: bool = True, rank: int = 0, world_size: int = 1,
-                 start_epoch: int = 0) -> None:
+                 start_epoch: int = 0, interleave: bool = False) -> None:
         if not shards:
             raise DataError("no shards to read")
         self.shards, self.transform = list(shards), transform
         self.shuffle, self.buffer, self.seed, self.loop = shuffle, buffer, seed, loop
         self.rank, self.world_size, self.start_epoch = rank, world_size, start_epoch
+        self.interleave = interleave
         self.skipped = 0
 
     def _split(self) -> tuple[int, int]:
@@ -60,7 +62,7 @@ class ShardStream(IterableDataset):
         order = list(self.shards)
         if self.shuffle:
             np.random.default_rng([self.seed, epoch]).shuffle(order)  # type: ignore[arg-type]
-        by_shard = len(order) >= count
+        by_shard = len(order) >= count and not self.interleave
         mine = order[index::count] if by_shard else order
         position = 0
         for shard in mine:

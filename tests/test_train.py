@@ -1,0 +1,176 @@
+"""Training the voice encoder: the loss by hand, overfitting, DDP == one process, kill and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import speech2face as s2f
+from speech2face.cli import main
+from speech2face.losses import distillation, voice_losses
+from speech2face.models import VoiceEncoder, VoiceEncoderConfig
+from speech2face.train import DecoderTraining, VoiceTraining, train_decoder, train_voice
+
+
+@pytest.fixture(scope="module")
+def decoder_run(prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("decoder") / "run"
+    train_decoder(prepared, out, DecoderTraining(steps=4, batch_size=4, eval_every=4), progress=False)
+    return out
+
+
+def test_each_loss_term_against_a_hand_computation() -> None:
+    rng = np.random.default_rng(0)
+    true, predicted = rng.normal(size=(3, 5)), rng.normal(size=(3, 5))
+    w, b = rng.normal(size=(4, 5)), rng.normal(size=4)  # the decoder's first layer
+    c = rng.normal(size=(6, 5))  # the classifier
+    first = torch.nn.Linear(5, 4)
+    classifier = torch.nn.Linear(5, 6, bias=False)
+    with torch.no_grad():
+        first.weight.copy_(torch.from_numpy(w).float())
+        first.bias.copy_(torch.from_numpy(b).float())
+        classifier.weight.copy_(torch.from_numpy(c).float())
+    as_tensor = lambda x: torch.from_numpy(x).float()  # noqa: E731
+    losses = voice_losses(as_tensor(predicted), as_tensor(true), first, classifier, l1=0.025, l2=200,
+                          temperature=2.0)
+
+    decoder_term = np.abs((true @ w.T + b) - (predicted @ w.T + b)).sum(axis=1).mean()
+    unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+    norm_term = ((unit(true) - unit(predicted)) ** 2).sum(axis=1).mean()
+
+    def softmax(x: np.ndarray) -> np.ndarray:
+        e = np.exp(x - x.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    p, q = softmax(true @ c.T / 2), softmax(predicted @ c.T / 2)
+    distill_term = -(p * np.log(q)).sum(axis=1).mean()
+    assert float(losses["decoder"]) == pytest.approx(decoder_term, rel=1e-5)
+    assert float(losses["norm"]) == pytest.approx(norm_term, rel=1e-5)
+    assert float(losses["distill"]) == pytest.approx(distill_term, rel=1e-5)
+    assert float(losses["total"]) == pytest.approx(decoder_term + 0.025 * norm_term + 200 * distill_term, rel=1e-5)
+    without = voice_losses(as_tensor(predicted), as_tensor(true), first, None)
+    assert "distill" not in without
+    assert float(without["total"]) == pytest.approx(decoder_term + 0.025 * norm_term, rel=1e-5)
+    same = distillation(torch.tensor([[1.0, 2.0]]), torch.tensor([[1.0, 2.0]]))
+    entropy = -(softmax(np.array([[0.5, 1.0]])) * np.log(softmax(np.array([[0.5, 1.0]])))).sum()
+    assert float(same) == pytest.approx(entropy, rel=1e-6)  # cross-entropy with itself = entropy
+
+
+def test_a_tiny_batch_overfits() -> None:
+    torch.manual_seed(0)
+    model = VoiceEncoder(VoiceEncoderConfig.small(output_dim=16))
+    first = torch.nn.Linear(16, 32).requires_grad_(False)
+    spec = s2f.spectrogram(torch.randn(4, 16000 * 2) * 0.1)
+    target = torch.randn(4, 16)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.5, 0.999), eps=1e-4)
+    history = []
+    for _ in range(150):
+        loss = voice_losses(model(spec), target, first, None)["total"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        history.append(float(loss))
+    assert history[-1] < 0.1 * history[0], (history[0], history[-1])
+
+
+def test_training_on_shards_writes_a_run(prepared: Path, decoder_run: Path, tmp_path: Path) -> None:
+    settings = VoiceTraining(steps=6, batch_size=4, log_every=2, eval_every=3, checkpoint_every=3)
+    result = train_voice(prepared, decoder_run, tmp_path / "voice", settings, progress=False)
+    held = result["held_out"]
+    assert held["pool"] >= 4 and held["chance_R@1"] == pytest.approx(1 / held["pool"])
+    assert result["distill"].startswith("fitted")  # dlib features: no teacher classifier
+    model = VoiceEncoder.from_pretrained(tmp_path / "voice")
+    assert model.config.output_dim == 128
+    assert (tmp_path / "voice" / "best" / "model.safetensors").is_file()
+    rows = [json.loads(line) for line in (tmp_path / "voice" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r] == [2, 4, 6]
+    with pytest.raises(s2f.DataError, match="no identity classifier"):
+        train_voice(prepared, decoder_run, tmp_path / "v2", VoiceTraining(steps=1, distill="teacher"), progress=False)
+
+
+def losses_by_step(run: Path) -> dict[int, float]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+
+@pytest.mark.slow
+def test_two_processes_under_torchrun_match_one(prepared: Path, decoder_run: Path, tmp_path: Path) -> None:
+    common = ["--steps", "3", "--batch-size", "4", "--shuffle-buffer", "0", "--log-every", "1",
+              "--eval-every", "100", "--distill", "none"]
+    base = [sys.executable, "-m", "speech2face", "train", "--data", str(prepared), "--decoder", str(decoder_run),
+            "--device", "cpu", "-q", *common]
+    single = subprocess.run([*base, "--out", str(tmp_path / "one")], capture_output=True, text=True)
+    assert single.returncode == 0, single.stderr
+    environment = os.environ | {"OMP_NUM_THREADS": "1"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+                "-m", "speech2face", "train", "--data", str(prepared), "--decoder", str(decoder_run), "--device",
+                "cpu", "-q", *common, "--out", str(tmp_path / "two")]
+    double = subprocess.run(torchrun, capture_output=True, text=True, env=environment)
+    assert double.returncode == 0, double.stderr[-3000:]
+    one, two = losses_by_step(tmp_path / "one"), losses_by_step(tmp_path / "two")
+    assert sorted(one) == sorted(two) == [1, 2, 3]
+    # step 1: the same global batch through global batch norm gives the same loss (summation order aside)
+    assert two[1] == pytest.approx(one[1], rel=1e-3), (one, two)
+    # later steps follow averaged gradients; Adam's first updates are ~sign(gradient) * lr, which turns
+    # float-order differences in tiny gradients into visible ones, so they agree more loosely
+    for step in (2, 3):
+        assert two[step] == pytest.approx(one[step], rel=0.05), (step, one, two)
+
+
+@pytest.mark.slow
+def test_ddp_gradients_equal_one_process_on_the_global_batch(tmp_path: Path) -> None:
+    from ddp_gradients import gradients
+
+    script = Path(__file__).parent / "ddp_gradients.py"
+    environment = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(script.parent)}
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                          "29532", str(script), str(tmp_path / "grads.pt")], capture_output=True, text=True,
+                         env=environment)
+    assert run.returncode == 0, run.stderr[-3000:]
+    two = torch.load(tmp_path / "grads.pt", weights_only=True)
+    one = gradients(world=False)
+    assert set(one) == set(two)
+    for name in one:  # averaged, not summed; batch-norm statistics over both halves
+        scale = one[name].abs().max().clamp_min(1e-8)
+        assert (two[name] - one[name]).abs().max() / scale < 1e-6, name
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_continues_from_the_last_checkpoint(prepared: Path, decoder_run: Path,
+                                                                tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "speech2face", "train", "--data", str(prepared), "--decoder", str(decoder_run),
+            "--out", str(out), "--device", "cpu", "-q", "--steps", "40", "--batch-size", "4", "--log-every", "1",
+            "--checkpoint-every", "4", "--eval-every", "1000"]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:
+        if (out / "metrics.jsonl").is_file() and len(losses_by_step(out)) >= 10:
+            break
+        time.sleep(0.2)
+    assert process.poll() is None, "the run ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    checkpoint = int(torch.load(out / "training_state.pt", weights_only=True)["step"])
+    logged_before = len((out / "metrics.jsonl").read_text().splitlines())
+    assert checkpoint % 4 == 0 and checkpoint >= 4
+    finished = subprocess.run([*args, "--resume"], capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()][logged_before:]
+    steps = [r["step"] for r in rows if "loss" in r]
+    assert steps[0] == checkpoint + 1 and steps[-1] == 40 and steps == list(range(checkpoint + 1, 41))
+
+
+def test_cli_errors(prepared: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--data", str(prepared), "--decoder", str(tmp_path / "none"), "--out", str(tmp_path / "x"),
+                 "--steps", "1"]) == 2
+    assert "error" in capsys.readouterr().err
