@@ -2,6 +2,7 @@
 
 `decoder_quality`: how well the face decoder redraws a face from its feature.
 `voice_quality`: predicted vs true face features: cosine, and S2F -> face retrieval R@K.
+`feature_similarity`, `retrieval`: the paper's feature-level protocols (DESIGN.md names).
 """
 
 from __future__ import annotations
@@ -86,3 +87,82 @@ def voice_quality(predicted: np.ndarray, true: np.ndarray) -> dict[str, float]:
     return {"cosine": float(cosine_rows(predicted, true).mean()),
             "chance_cosine": float(cosine_rows(predicted, true[shuffled]).mean()),
             **recall_at_k(predicted, true)}
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
+
+
+def feature_similarity(predicted: np.ndarray, true: np.ndarray) -> dict[str, float]:
+    """Per pair, on unit-normalised features: L1 and L2 distance, cosine and its angle in degrees;
+    each as mean and std over the pairs."""
+    p, t = _unit(np.asarray(predicted, np.float64)), _unit(np.asarray(true, np.float64))
+    cosine = (p * t).sum(axis=1).clip(-1, 1)
+    values = {"l1": np.abs(p - t).sum(axis=1), "l2": np.linalg.norm(p - t, axis=1), "cosine": cosine,
+              "angle_deg": np.degrees(np.arccos(cosine))}
+    out: dict[str, float] = {"pairs": len(p)}
+    for name, column in values.items():
+        out[name], out[f"{name}_std"] = float(column.mean()), float(column.std())
+    return out
+
+
+def _scores(queries: np.ndarray, gallery: np.ndarray, metric: str) -> np.ndarray:
+    """Higher = more similar; (Q, D) x (Q, P, D) -> (Q, P) or (Q, D) x (G, D) -> (Q, G)."""
+    pooled = gallery.ndim == 3
+    if metric == "cos":
+        q, g = _unit(queries), gallery / np.linalg.norm(gallery, axis=-1, keepdims=True).clip(1e-12)
+        return np.einsum("qd,qpd->qp", q, g) if pooled else q @ g.T
+    if metric not in ("l1", "l2"):
+        raise ValueError(f"metric must be cos, l1 or l2, got {metric!r}")
+    difference = (queries[:, None, :] - (gallery if pooled else gallery[None]))
+    return -(np.abs(difference).sum(-1) if metric == "l1" else np.sqrt((difference**2).sum(-1)))
+
+
+def retrieval(pred: np.ndarray, true: np.ndarray, ks: tuple[int, ...] = (1, 2, 5, 10), pool: int | None = 100,
+              metric: str = "cos", seed: int = 0, memory: int = 50_000_000) -> dict[str, float]:
+    """S2F -> face retrieval. Query i (predicted feature i) ranks a pool of true features that holds true i
+    and `pool - 1` others drawn at random (seeded) per query, or all N (pool None or >= N). Ties are broken
+    at random in expectation: with b better and t tied others, P(rank < K) = clip((K - b) / (t + 1), 0, 1),
+    so constant predictions score chance, not 100 %. Returns R@K, chance K / pool, mean and median rank
+    (1 = first). Vectorised in chunks of about `memory` numbers."""
+    pred, true = np.asarray(pred, np.float32), np.asarray(true, np.float32)
+    count = len(pred)
+    if count != len(true) or count < 2:
+        raise ValueError(f"need as many predictions as truths, at least 2; got {len(pred)} and {len(true)}")
+    size = count if pool is None or pool >= count else pool
+    rng = np.random.default_rng(seed)
+    chunk = max(1, memory // (size * pred.shape[1]))
+    better, tied = np.empty(count), np.empty(count)
+    for start in range(0, count, chunk):
+        rows = np.arange(start, min(start + chunk, count))
+        if size < count:  # pool: the true item first, then size - 1 distinct others
+            others = (rows[:, None] + 1 + _choose(rng, len(rows), count - 1, size - 1)) % count
+            scores = _scores(pred[rows], true[np.concatenate([rows[:, None], others], axis=1)], metric)
+            own, rest = scores[:, 0], scores[:, 1:]
+        else:
+            scores = _scores(pred[rows], true, metric)
+            own = scores[np.arange(len(rows)), rows]
+            scores[np.arange(len(rows)), rows] = np.nan  # compare with the others only
+            rest = scores
+        better[rows] = np.sum(rest > own[:, None], axis=1)
+        tied[rows] = np.sum(rest == own[:, None], axis=1)
+    expected_rank = better + tied / 2 + 1
+    out: dict[str, float] = {"pool": size, "metric": metric, "queries": count}
+    for k in ks:
+        out[f"R@{k}"] = float(np.mean(np.clip((k - better) / (tied + 1), 0, 1)))
+        out[f"chance_R@{k}"] = min(1.0, k / size)
+    out["mean_rank"] = float(expected_rank.mean())
+    out["median_rank"] = float(np.median(expected_rank))
+    out["chance_mean_rank"] = (size + 1) / 2
+    return out
+
+
+def _choose(rng: np.random.Generator, rows: int, population: int, size: int) -> np.ndarray:
+    """(rows, size) distinct integers in [0, population) per row."""
+    if size * 4 > population:  # dense: a permutation per row
+        return np.argsort(rng.random((rows, population)), axis=1)[:, :size]
+    picks = rng.integers(0, population, (rows, size))
+    for row in range(rows):  # rare collisions: redraw the row
+        while len(np.unique(picks[row])) < size:
+            picks[row] = rng.choice(population, size, replace=False)
+    return picks
