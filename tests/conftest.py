@@ -185,5 +185,5 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     world = make_world(root / "world", WorldSettings(identities=8, clips=2, seed=2), workers=2, progress=False)
     segments = manifests.read_avspeech(world / "avspeech.csv", world / "videos", r"^(.+)_\d+$")
     prepare(segments, root / "data", PrepareSettings(shard_size=4, val=0.25, test=0.25, split_seed=3),
-            progress=False)
+            progress=False, synthetic=True)
     return root / "data"

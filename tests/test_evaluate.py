@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from speech2face.evaluate import feature_similarity, retrieval
+from speech2face.evaluate import craniofacial, feature_similarity, matching_1_of_2, measure_correlations, retrieval
 
 
 def brute_force(pred: np.ndarray, true: np.ndarray, k: int, metric: str, pools: list[np.ndarray]) -> float:
@@ -73,3 +73,38 @@ def test_feature_similarity() -> None:
     assert stats["angle_deg"] == pytest.approx(22.5)
     assert stats["l2"] == pytest.approx(np.sqrt(2 - 2 * np.sqrt(0.5)) / 2)
     assert stats["pairs"] == 2
+
+
+def test_matching_1_of_2() -> None:
+    rng = np.random.default_rng(4)
+    true = rng.normal(size=(200, 8))
+    assert matching_1_of_2(true, true)["accuracy"] == 1.0
+    noise = matching_1_of_2(rng.normal(size=(200, 8)), true)
+    assert abs(noise["accuracy"] - 0.5) < 0.1 and noise["chance"] == 0.5
+    groups = np.arange(200) % 2
+    controlled = matching_1_of_2(true, true, groups)
+    assert controlled["accuracy"] == 1.0 and controlled["trials"] == 200
+
+
+def test_craniofacial_measures_follow_their_formulas() -> None:
+    points = np.zeros((1, 68, 2))
+    points[0, 36:42] = [0, 0]  # right eye centre at (0, 0)
+    points[0, 42:48] = [2, 0]  # left eye centre at (2, 0): iod 2
+    points[0, 31], points[0, 35] = [0.5, 2], [1.5, 2]  # nose width 1
+    points[0, 27], points[0, 33] = [1, 0], [1, 2]  # nose height 2
+    points[0, 0], points[0, 16] = [-1, 1], [3, 1]  # face width 4
+    points[0, 48], points[0, 54] = [0.2, 3], [1.8, 3]  # mouth width 1.6
+    points[0, 8] = [1, 4]
+    measures = craniofacial(points)
+    assert measures["nose_width"][0] == pytest.approx(0.5) and measures["nasal_index"][0] == pytest.approx(0.5)
+    assert measures["face_width"][0] == pytest.approx(2.0)
+    assert measures["mouth_face_width_index"][0] == pytest.approx(0.4)
+    assert measures["face_height_width_index"][0] == pytest.approx(1.0)
+
+
+def test_measure_correlations_see_a_shared_signal() -> None:
+    rng = np.random.default_rng(5)
+    base = rng.normal(size=(68, 2)) * 10
+    faces = base + rng.normal(size=(80, 68, 2))
+    related = measure_correlations(faces + 0.1 * rng.normal(size=faces.shape), faces)
+    assert all(v["r"] > 0.8 and v["p"] < 1e-6 and abs(v["shuffled_r"]) < 0.4 for v in related.values())

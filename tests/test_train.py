@@ -174,3 +174,23 @@ def test_cli_errors(prepared: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["train", "--data", str(prepared), "--decoder", str(tmp_path / "none"), "--out", str(tmp_path / "x"),
                  "--steps", "1"]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_evaluate_writes_metrics_and_a_labelled_report(prepared: Path, decoder_run: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    train_voice(prepared, decoder_run, tmp_path / "voice", VoiceTraining(steps=2, batch_size=4, eval_every=2),
+                progress=False)
+    labels = prepared.parent / "world" / "attributes.csv"
+    assert main(["evaluate", "--model", str(tmp_path / "voice"), "--data", str(prepared), "--out",
+                 str(tmp_path / "report"), "--labels", str(labels)]) == 0
+    printed = capsys.readouterr().out
+    assert "SYNTHETIC DATA" in printed and "R@1" in printed
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    cos = metrics["retrieval"]["cos"]
+    assert metrics["synthetic"] is True and cos["pool"] == metrics["protocol"]["speakers"] >= 2
+    assert cos["chance_R@1"] == pytest.approx(1 / cos["pool"])
+    assert {"voice", "shuffled"} <= set(metrics["feature_similarity"])
+    assert "same_masculinity" in metrics["matching_1_of_2"] and "nasal_index" in metrics["craniofacial"]
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "SYNTHETIC DATA" in page
+    assert page.count("data:image/png;base64,") == 2 + 3 * min(8, cos["pool"])  # plots + gallery rows

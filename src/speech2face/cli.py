@@ -85,20 +85,23 @@ def _prepare(args: argparse.Namespace) -> int:
         if not args.videos:
             raise Speech2FaceError("--avspeech needs --videos DIR, the folder of downloaded videos")
         pattern = args.speaker_pattern
-        if pattern is None and (Path(args.avspeech).parent / "world.json").is_file():
+        synthetic = (Path(args.avspeech).parent / "world.json").is_file()
+        if pattern is None and synthetic:
             pattern = r"^(.+)_\d+$"  # a synthetic world: ytid = <speaker>_<clip>
         segments = manifests.read_avspeech(args.avspeech, args.videos, pattern)
-    elif args.voxceleb2:
+    else:
+        synthetic = False
+    if args.voxceleb2:
         segments = manifests.read_voxceleb2(args.voxceleb2)
     elif args.folder:
         segments = manifests.read_folder(args.folder, args.speaker_from)
-    else:
+    elif args.pairs:
         segments = manifests.read_pairs(args.pairs)
     settings = PrepareSettings(encoder=args.encoder, frames=args.frames, shard_size=args.shard_size,
                                detector=args.detector, val=args.val, test=args.test, split_seed=args.split_seed,
                                device=args.device)
     summary = prepare(segments, args.out, settings, workers=args.workers, shard_id=args.shard_id,
-                      num_shards=args.num_shards, progress=not args.quiet)
+                      num_shards=args.num_shards, progress=not args.quiet, synthetic=synthetic)
     failed = ", ".join(f"{reason} {count}" for reason, count in summary["failed"].items()) or "none"
     rate = summary["speech_seconds_per_cpu_second"]
     print(f"{args.out}: node {args.shard_id}/{args.num_shards}: {summary['segments_ok']} of {summary['segments']} "
@@ -152,6 +155,38 @@ def _train(args: argparse.Namespace) -> int:
         print(f"{args.out}: voice encoder, step {result['step']}, distillation: {result['distill']}")
         print(f"held-out ({held['pool']} clips): cosine {held['cosine']:.3f} (shuffled {held['chance_cosine']:.3f}); "
               + ", ".join(f"R@{k} {held[f'R@{k}']:.2f} (chance {held[f'chance_R@{k}']:.2f})" for k in (1, 2, 5, 10)))
+    return 0
+
+
+def _print_metrics(metrics: dict) -> None:
+    cos = metrics["retrieval"]["cos"]
+    similarity = metrics["feature_similarity"]
+    if metrics["synthetic"]:
+        print("SYNTHETIC DATA: trained and evaluated on the synthetic world; says nothing about real people")
+    print(f"held-out speakers: {metrics['protocol']['speakers']} (one clip each); retrieval pool {cos['pool']}")
+    print("S2F -> face retrieval (cos): " + ", ".join(
+        f"R@{k} {cos[f'R@{k}']:.3f} (chance {cos[f'chance_R@{k}']:.3f})" for k in (1, 2, 5, 10) if f"R@{k}" in cos))
+    print(f"feature cosine {similarity['voice']['cosine']:.3f} (shuffled pairs {similarity['shuffled']['cosine']:.3f})")
+    for name, result in metrics["matching_1_of_2"].items():
+        print(f"1:2 matching ({name}): {result['accuracy']:.3f} (chance 0.5, {result['trials']} trials)")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .report import evaluate_model
+
+    metrics = evaluate_model(args.model, args.data, args.out, decoder_dir=args.decoder, labels=args.labels,
+                             pool=args.pool, seed=args.seed)
+    _print_metrics(metrics)
+    print(f"{args.out}/metrics.json, {args.out}/report.html")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    metrics = run_demo(args.out, quick=args.quick, seed=args.seed, strength=args.strength, workers=args.workers,
+                       progress=not args.quiet)
+    _print_metrics(metrics)
     return 0
 
 
@@ -313,6 +348,34 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue the run in OUT from its last checkpoint")
     train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     train.set_defaults(handler=_train)
+
+    ev = verbs.add_parser(
+        "evaluate", help="evaluate a voice encoder on held-out speakers: metrics.json + report.html",
+        description="Feature similarity, S2F -> face retrieval (pool 100 or all held-out speakers), 1:2 matching "
+                    "(and same-attribute controls with --labels), craniofacial measures from decoded landmarks; "
+                    "each beside chance or a shuffled baseline. One clip per held-out speaker (test and val splits).",
+        epilog="example: s2f evaluate --model runs/voice --data shards --out report")
+    ev.add_argument("--model", required=True, help="a run folder of s2f train")
+    ev.add_argument("--data", required=True, help="a folder made by s2f prepare")
+    ev.add_argument("--out", required=True, help="report folder")
+    ev.add_argument("--decoder", help="the decoder run (default: the one the model was trained with)")
+    ev.add_argument("--labels", help="CSV with speaker_id and attribute columns (a synthetic world's attributes.csv)")
+    ev.add_argument("--pool", type=int, default=100, help="retrieval pool size (default 100, the paper's)")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.set_defaults(handler=_evaluate)
+
+    demo = verbs.add_parser(
+        "demo", help="synth -> prepare -> train-decoder -> train -> evaluate, on a synthetic world",
+        description="Run the whole pipeline on a synthetic world it generates; prints each stage and where the "
+                    "report is. --quick: about 10 minutes on 2 CPU cores. Rerun to resume.",
+        epilog="example: s2f demo --quick --out demo")
+    demo.add_argument("--out", required=True, help="output folder (world/, data/, decoder/, voice/, report/)")
+    demo.add_argument("--quick", action="store_true", help="small world and short training (~10 min on 2 cores)")
+    demo.add_argument("--strength", type=float, default=1.0, help="voice-face link of the world (0: control)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--workers", type=int, default=2, help="processes for synth and prepare (default 2)")
+    demo.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    demo.set_defaults(handler=_demo)
     return parser
 
 

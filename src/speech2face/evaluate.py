@@ -166,3 +166,70 @@ def _choose(rng: np.random.Generator, rows: int, population: int, size: int) -> 
         while len(np.unique(picks[row])) < size:
             picks[row] = rng.choice(population, size, replace=False)
     return picks
+
+
+def matching_1_of_2(pred: np.ndarray, true: np.ndarray, groups: np.ndarray | None = None, seed: int = 0,
+                    ) -> dict[str, float]:
+    """1:2 voice -> face matching (SVHF-style): for each query, its own face and one other face (of another
+    item; from the same group when `groups` is given: the same-attribute control); accuracy of choosing
+    its own by cosine. Chance 0.5."""
+    rng = np.random.default_rng(seed)
+    count = len(pred)
+    p, t = _unit(np.asarray(pred, np.float64)), _unit(np.asarray(true, np.float64))
+    correct, used = [], 0
+    for i in range(count):
+        candidates = np.flatnonzero(np.arange(count) != i)
+        if groups is not None:
+            candidates = candidates[groups[candidates] == groups[i]]
+        if len(candidates) == 0:
+            continue
+        j = int(rng.choice(candidates))
+        own, other = p[i] @ t[i], p[i] @ t[j]
+        correct.append(1.0 if own > other else 0.5 if own == other else 0.0)
+        used += 1
+    return {"accuracy": float(np.mean(correct)) if correct else float("nan"), "trials": used, "chance": 0.5}
+
+
+# Craniofacial measures from the 68 iBUG landmarks (0-based indices). Widths are distances between
+# symmetric points; indices are ratios, so the face's scale cancels.
+def craniofacial(points: np.ndarray) -> dict[str, np.ndarray]:
+    """(N, 68, 2) -> measure name -> (N,). Formulas:
+    nose_width = |p31 - p35| / iod;   nose_height = |p27 - p33| / iod;   nasal_index = nose_width / nose_height
+    mouth_width = |p48 - p54| / iod;  face_width = |p0 - p16| / iod;     jaw_width = |p4 - p12| / iod
+    mouth_face_width_index = |p48 - p54| / |p0 - p16|;  lower_face_height = |p33 - p8| / iod
+    face_height_width_index = |mid-eyes - p8| / |p0 - p16|
+    where iod = distance between the eye centres (means of 36-41 and 42-47)."""
+    points = np.asarray(points, np.float64)
+
+    def span(a: int, b: int) -> np.ndarray:
+        return np.linalg.norm(points[:, a] - points[:, b], axis=1)
+
+    right, left = points[:, RIGHT_EYE].mean(axis=1), points[:, LEFT_EYE].mean(axis=1)
+    iod = np.linalg.norm(left - right, axis=1)
+    face = span(0, 16)
+    return {
+        "nose_width": span(31, 35) / iod, "nose_height": span(27, 33) / iod,
+        "nasal_index": span(31, 35) / span(27, 33), "mouth_width": span(48, 54) / iod,
+        "face_width": face / iod, "jaw_width": span(4, 12) / iod, "mouth_face_width_index": span(48, 54) / face,
+        "lower_face_height": span(33, 8) / iod,
+        "face_height_width_index": np.linalg.norm((left + right) / 2 - points[:, 8], axis=1) / face,
+    }
+
+
+def measure_correlations(from_voice: np.ndarray, from_face: np.ndarray, seed: int = 0) -> dict[str, dict[str, float]]:
+    """Pearson r (and its two-sided p) between each measure on faces decoded from the voice and from the
+    true feature; `shuffled_r`: the same with the pairing shuffled (the baseline)."""
+    from math import erf, sqrt
+
+    a, b = craniofacial(from_voice), craniofacial(from_face)
+    order = np.random.default_rng(seed).permutation(len(from_voice))
+    out = {}
+    for name in a:
+        r = float(np.corrcoef(a[name], b[name])[0, 1]) if a[name].std() > 0 and b[name].std() > 0 else 0.0
+        n = len(from_voice)
+        # Fisher z: p of |r| under r = 0 (normal approximation, good for n > ~10)
+        z = np.arctanh(np.clip(r, -0.999999, 0.999999)) * sqrt(max(n - 3, 1))
+        p = 2 * (1 - 0.5 * (1 + erf(abs(z) / sqrt(2))))
+        shuffled = float(np.corrcoef(a[name][order], b[name])[0, 1]) if a[name].std() > 0 else 0.0
+        out[name] = {"r": r, "p": float(p), "shuffled_r": shuffled, "n": n}
+    return out

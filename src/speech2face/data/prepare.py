@@ -303,14 +303,16 @@ def manifest_digest(segments: list[Segment]) -> str:
 
 
 def prepare(segments: list[Segment], out: str | Path, settings: PrepareSettings | None = None, *,
-            workers: int = 1, shard_id: int = 0, num_shards: int = 1, progress: bool = True) -> dict:
+            workers: int = 1, shard_id: int = 0, num_shards: int = 1, progress: bool = True,
+            synthetic: bool = False) -> dict:
     """Turn segments into shards under `out/shards`; resumable; returns this node's summary (also
-    written to `out/summary-<node>.json`; every failure of every finished shard in `out/failures.jsonl`)."""
+    written to `out/summary-<node>.json`; every failure of every finished shard in `out/failures.jsonl`).
+    `synthetic`: the videos come from `s2f synth` (recorded, so that every later report says so)."""
     settings = settings or PrepareSettings()
     settings.check()
     out = Path(out)
     header = {"format_version": FORMAT_VERSION, "settings": asdict(settings), "num_shards": num_shards,
-              "segments": len(segments), "manifest": manifest_digest(segments)}
+              "segments": len(segments), "manifest": manifest_digest(segments), "synthetic": synthetic}
     claim_folder(out, "prepare.json", header, "prepared shards", _ours)
     (out / "shards").mkdir(parents=True, exist_ok=True)
     for stale in (out / "shards").glob(f".*-{shard_id:03d}-*.tmp"):  # this node's leftovers of a killed run

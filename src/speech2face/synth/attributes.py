@@ -2,7 +2,7 @@
 
 Every identity draws three hidden attributes, standard normal and clipped to [-2, 2]:
 
-    masculinity   drives jaw and nose width (face) and pitch, voice variant, formants (voice)
+    masculinity   drives the base portrait, jaw and nose width (face) and pitch, voice variant, formants (voice)
     age           drives nose width (face) and pitch, speaking rate (voice)
     size          drives face width and height (face) and formant scale = vocal-tract length (voice)
 
@@ -131,7 +131,9 @@ def sample_identity(seed: int, index: int, strength: float, num_bases: int) -> I
         skin_gain=(float(np.exp(tone + warmth)), float(np.exp(tone)), float(np.exp(tone - warmth))),
         light_slope=float(look_rng.uniform(-0.3, 0.3)),
         zoom=float(look_rng.uniform(0.34, 0.44)),
-        base=int(look_rng.integers(num_bases)),
+        # the base portrait follows masculinity's quantile (a strong, face-only cue the voice can reach
+        # through pitch); with strength 0 the voice still knows nothing of it
+        base=min(num_bases - 1, int(num_bases * 0.5 * (1 + math.erf(attributes["masculinity"] / math.sqrt(2))))),
     )
     return Identity(
         speaker_id=f"syn{index:05d}",
