@@ -1,7 +1,8 @@
 """`s2f evaluate`: a trained voice encoder (+ its decoder) on held-out speakers -> metrics.json + report.html.
 
-Protocol: the held-out speakers (test and val splits) of a `s2f prepare` folder; ONE clip per speaker (its first 6 s), so
-that the pool holds distinct people (clips of one person have near-identical face features). Sections:
+Protocol: the held-out speakers (test and val splits) of a `s2f prepare` folder; ONE clip per speaker
+(its first 6 s), so that the pool holds distinct people (clips of one person have near-identical face
+features). Sections:
 feature similarity (and a shuffled pairing), S2F -> face retrieval (pool 100, or all speakers if fewer;
 cos, L1, L2), 1:2 matching (and a same-attribute control when labels are known), craniofacial measures
 on faces decoded from the voice vs from the true feature (and a shuffled baseline). Every number is
@@ -75,7 +76,7 @@ def evaluate_model(voice_dir: str | Path, data: str | Path, out: str | Path, *, 
                    labels: str | Path | None = None, pool: int = 100, seed: int = 0) -> dict[str, Any]:
     """Run every protocol; write `out/metrics.json` and `out/report.html`; return the metrics."""
     from .models import FaceDecoder, VoiceEncoder
-    from .train import _predict
+    from .train import predict_features
 
     voice_dir, out = Path(voice_dir), Path(out)
     training = json.loads((voice_dir / "training.json").read_text()) if (voice_dir / "training.json").is_file() else {}
@@ -85,7 +86,7 @@ def evaluate_model(voice_dir: str | Path, data: str | Path, out: str | Path, *, 
     voice = VoiceEncoder.from_pretrained(voice_dir)
     decoder = FaceDecoder.from_pretrained(decoder_dir).eval()
     clips = held_out_clips(data)
-    predicted = _predict(voice, torch.from_numpy(clips["wave"]), torch.device("cpu"))
+    predicted = predict_features(voice, torch.from_numpy(clips["wave"]), torch.device("cpu"))
     true = clips["feature"].astype(np.float32)
     count = len(true)
     size = min(pool, count)

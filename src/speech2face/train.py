@@ -349,7 +349,9 @@ def held_out_voices(data: str | Path, settings: VoiceTraining) -> dict[str, Any]
     return {**collate(items), "speakers": speakers}
 
 
-def _predict(model: torch.nn.Module, waves: torch.Tensor, device: torch.device, batch: int = 16) -> np.ndarray:
+def predict_features(model: torch.nn.Module, waves: torch.Tensor, device: torch.device, batch: int = 16,
+                     ) -> np.ndarray:
+    """Waves (N, samples) -> the voice encoder's features (N, D), in eval mode, batched."""
     from .audio import spectrogram
 
     was_training = model.training
@@ -410,7 +412,7 @@ def train_voice(data: str | Path, decoder_dir: str | Path, out: str | Path, sett
             out.mkdir(parents=True, exist_ok=True)
             write_json(out / "training.json", asdict(settings) | {"world_size": context.world_size,
                                                                    "distill": distill_kind,
-                                                                   "decoder": str(decoder_dir)})
+                                                                   "decoder": str(Path(decoder_dir).resolve())})
         if context.distributed:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -456,7 +458,7 @@ def train_voice(data: str | Path, decoder_dir: str | Path, out: str | Path, sett
                     bar.set_postfix(loss=f"{float(losses['total'].detach()):.3f}")
             evaluate_now = step % settings.eval_every == 0 or step == settings.steps
             if context.main and evaluate_now:
-                quality = voice_quality(_predict(model, held["wave"], device), held["feature"].numpy())
+                quality = voice_quality(predict_features(model, held["wave"], device), held["feature"].numpy())
                 _append(out / "metrics.jsonl", {"step": step, "eval": quality})
                 if quality["R@1"] + 1e-3 * quality["cosine"] > best:
                     best = quality["R@1"] + 1e-3 * quality["cosine"]
