@@ -101,7 +101,7 @@ def test_training_on_shards_learns_and_resumes(prepared: Path, tmp_path: Path) -
     result = train_decoder(prepared, tmp_path / "run", settings, progress=False)
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     losses = [row["loss"] for row in rows if "loss" in row]
-    assert losses[-1] < 0.7 * losses[0], losses
+    assert losses[-1] < 0.8 * losses[0], losses
     held = result["held_out"]
     assert held["faces"]["speakers"] >= 2
     for name in ("decoder", "mean_face"):
