@@ -48,3 +48,13 @@ def test_bad_input_is_one_line_and_exit_2(args: tuple[str, ...], message: str) -
     assert result.returncode == 2
     assert message in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_submodules_load_on_first_use() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, speech2face as s2f; assert 'dlib' not in sys.modules; "
+            "assert callable(s2f.evaluate.retrieval) and callable(s2f.faces.detect); "
+            "assert s2f.models.FaceDecoder.__name__ == 'FaceDecoder'")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0

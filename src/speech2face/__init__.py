@@ -8,6 +8,18 @@ from .errors import AudioError, DataError, FaceNotFound, ModelError, Speech2Face
 
 __version__ = "0.1.0"
 
+# `s2f.faces.detect(...)`, `s2f.evaluate.retrieval(...)` (DESIGN.md): submodules load on first use, so
+# `import speech2face` stays light (no dlib, no OpenCV until a face is needed).
+_SUBMODULES = ("data", "evaluate", "faces", "models", "synth")
+
+
+def __getattr__(name: str) -> object:
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
     "CLIP_FRAMES",
     "CLIP_SAMPLES",
