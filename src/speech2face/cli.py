@@ -60,7 +60,7 @@ def _synth(args: argparse.Namespace) -> int:
     from .synth import WorldSettings, make_world
 
     settings = WorldSettings(identities=args.identities, clips=args.clips, seed=args.seed, strength=args.strength,
-                             frame_size=args.size)
+                             frame_size=args.size, face_noise=args.face_noise)
     start = time.perf_counter()
     out = make_world(args.out, settings, workers=args.workers, portraits=[Path(p) for p in args.portrait],
                      progress=not args.quiet)
@@ -226,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="how strongly the voice follows the face's attributes: 1 = fully (default), "
                             "0 = independent (a control where nothing can be learned)")
     synth.add_argument("--size", type=int, default=256, help="video frame size in pixels (default 256)")
+    synth.add_argument("--face-noise", type=float, default=1.0,
+                       help="scale of the face variation no attribute explains (shape noise, skin tone, light); "
+                            "lower = easier to learn (s2f demo uses 0.5; default 1)")
     synth.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
     synth.add_argument("--portrait", action="append", default=[], metavar="IMAGE",
                        help="an extra base portrait (one face, public domain or yours); repeatable")

@@ -90,9 +90,9 @@ def rng(seed: int, *keys: int) -> np.random.Generator:
 FACE, LOOK, VOICE = 1, 2, 3  # purposes
 
 
-def face_shape(attributes: dict[str, float], noise: np.random.Generator) -> FaceShape:
+def face_shape(attributes: dict[str, float], noise: np.random.Generator, face_noise: float = 1.0) -> FaceShape:
     m, a, s = (attributes[k] for k in ATTRIBUTES)
-    n = np.clip(noise.normal(size=7), -2.5, 2.5)
+    n = face_noise * np.clip(noise.normal(size=7), -2.5, 2.5)
     return FaceShape(
         face_width=1 + 0.07 * s + 0.02 * m + 0.035 * n[0],
         face_height=1 + 0.05 * s + 0.035 * n[1],
@@ -123,13 +123,15 @@ def voice(attributes: dict[str, float], strength: float, noise: np.random.Genera
     )
 
 
-def sample_identity(seed: int, index: int, strength: float, num_bases: int) -> Identity:
+def sample_identity(seed: int, index: int, strength: float, num_bases: int, face_noise: float = 1.0) -> Identity:
+    """Identity `index` of the world `seed`. `face_noise` scales the face's variation that no attribute
+    explains (shape noise, skin tone, light): 1 as documented, lower for a world that is easier to learn."""
     face_rng, look_rng, voice_rng = (rng(seed, index, purpose) for purpose in (FACE, LOOK, VOICE))
     attributes = {k: float(np.clip(v, -2, 2)) for k, v in zip(ATTRIBUTES, face_rng.normal(size=3), strict=True)}
-    tone, warmth = np.clip(look_rng.normal(0, [0.15, 0.05]), [-0.35, -0.1], [0.35, 0.1])  # no green casts
+    tone, warmth = face_noise * np.clip(look_rng.normal(0, [0.15, 0.05]), [-0.35, -0.1], [0.35, 0.1])
     look = Look(
         skin_gain=(float(np.exp(tone + warmth)), float(np.exp(tone)), float(np.exp(tone - warmth))),
-        light_slope=float(look_rng.uniform(-0.3, 0.3)),
+        light_slope=float(face_noise * look_rng.uniform(-0.3, 0.3)),
         zoom=float(look_rng.uniform(0.34, 0.44)),
         # the base portrait follows masculinity's quantile (a strong, face-only cue the voice can reach
         # through pitch); with strength 0 the voice still knows nothing of it
@@ -139,7 +141,7 @@ def sample_identity(seed: int, index: int, strength: float, num_bases: int) -> I
         speaker_id=f"syn{index:05d}",
         index=index,
         attributes=attributes,
-        shape=face_shape(attributes, face_rng),
+        shape=face_shape(attributes, face_rng, face_noise),
         look=look,
         voice=voice(attributes, strength, voice_rng),
     )

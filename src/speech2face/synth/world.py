@@ -47,12 +47,15 @@ class WorldSettings:
     seed: int = 0
     strength: float = 1.0  # how much the voice follows the face's attributes: 1 full, 0 independent
     frame_size: int = 256
+    face_noise: float = 1.0  # face variation no attribute explains (shape noise, skin tone, light)
 
     def check(self) -> None:
         if self.identities < 1 or self.clips < 1:
             raise DataError(f"need at least one identity and one clip, got {self.identities} x {self.clips}")
         if not 0.0 <= self.strength <= 1.0:
             raise DataError(f"strength must be in [0, 1], got {self.strength}")
+        if not 0.0 <= self.face_noise <= 2.0:
+            raise DataError(f"face noise must be in [0, 2], got {self.face_noise}")
         if self.frame_size < 96:
             raise DataError(f"frame size {self.frame_size} is too small for the face detector (>= 96)")
 
@@ -123,7 +126,8 @@ def make_world(out: str | Path, settings: WorldSettings | None = None, *, worker
     claim_folder(out, "world.json", header, "a synthetic world")
     videos = out / "videos"
     videos.mkdir(parents=True, exist_ok=True)
-    identities = [sample_identity(settings.seed, i, settings.strength, len(bases)) for i in range(settings.identities)]
+    identities = [sample_identity(settings.seed, i, settings.strength, len(bases), settings.face_noise)
+                  for i in range(settings.identities)]
     with VoiceBank() as bank:
         for identity in identities:
             bank.add(identity.speaker_id, identity.voice)
