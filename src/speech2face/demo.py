@@ -30,14 +30,15 @@ FULL = DemoSize(identities=200, clips=4, decoder_steps=2000, voice_steps=6000)
 
 
 def run_demo(out: str | Path, quick: bool = True, seed: int = 0, strength: float = 1.0, workers: int = 2,
-             progress: bool = True) -> dict[str, Any]:
-    """Run every stage into `out` (resumable stage by stage); returns the evaluation metrics."""
+             progress: bool = True, size: DemoSize | None = None) -> dict[str, Any]:
+    """Run every stage into `out` (resumable stage by stage); returns the evaluation metrics.
+    `size` overrides the quick / full presets (tests use a tiny one)."""
     from .data import PrepareSettings, manifests, prepare
     from .report import evaluate_model
     from .synth import WorldSettings, make_world
     from .train import DecoderTraining, VoiceTraining, train_decoder, train_voice
 
-    size = QUICK if quick else FULL
+    size = size or (QUICK if quick else FULL)
     out = Path(out)
     timings: dict[str, float] = {}
 
