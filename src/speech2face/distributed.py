@@ -14,6 +14,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+# GlobalBatchNorm needs a differentiable all-reduce; torch's public one warns of a private successor
+warnings.filterwarnings("ignore", message=".*nn.functional.all_reduce is deprecated", category=FutureWarning)
+
 
 @dataclass(frozen=True)
 class Context:
@@ -73,8 +76,6 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
         from torch.distributed.nn.functional import all_reduce  # differentiable (its successor is private API)
-
-        warnings.filterwarnings("ignore", message=".*nn.functional.all_reduce is deprecated", category=FutureWarning)
 
         axes = [0, *range(2, x.dim())]
         shape = [1, x.shape[1]] + [1] * (x.dim() - 2)
