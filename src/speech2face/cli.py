@@ -190,6 +190,24 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_training_options(parser: argparse.ArgumentParser, steps: int, batch_size: int, batch_help: str,
+                          eval_help: str) -> None:
+    """The options every training verb shares: data, run folder, schedule, checkpoints, device, resume."""
+    parser.add_argument("--data", required=True, help="a folder made by s2f prepare")
+    parser.add_argument("--out", required=True, help="run folder")
+    parser.add_argument("--steps", type=int, default=steps, help=f"optimiser steps (default {steps})")
+    parser.add_argument("--batch-size", type=int, default=batch_size, help=f"{batch_help} (default {batch_size})")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    parser.add_argument("--eval-every", type=int, default=500, help=f"{eval_help} (default 500)")
+    parser.add_argument("--checkpoint-every", type=int, default=200, help="checkpoint every N steps (default 200)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=0,
+                        help="data loader processes per training process (default 0: in the process)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
+    parser.add_argument("--resume", action="store_true", help="continue the run in OUT from its last checkpoint")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="s2f",
@@ -300,22 +318,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "samples/*.png and eval.json (landmark error, pixel L1, identity cosine, R@1 on held-out\n"
                     "speakers, beside the mean-face baseline and chance). Ctrl-C or a kill: rerun with --resume.",
         epilog="example: s2f train-decoder --data shards --out runs/decoder --steps 2000")
-    dec.add_argument("--data", required=True, help="a folder made by s2f prepare")
-    dec.add_argument("--out", required=True, help="run folder")
-    dec.add_argument("--steps", type=int, default=2000, help="optimiser steps (default 2000)")
     dec.add_argument("--config", choices=("small", "paper"), default="small",
                      help="small: 64 px, for CPU (default); paper: 224 px")
-    dec.add_argument("--batch-size", type=int, default=16, help="faces per step (default 16)")
-    dec.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     dec.add_argument("--perceptual-weight", type=float, default=0.5, help="weight of the perceptual loss (0: off)")
     dec.add_argument("--encoder", default="dlib-torch", help="face encoder of the perceptual loss (default dlib-torch)")
-    dec.add_argument("--eval-every", type=int, default=500, help="held-out evaluation and sample grid every N steps")
-    dec.add_argument("--checkpoint-every", type=int, default=200, help="checkpoint every N steps (default 200)")
-    dec.add_argument("--seed", type=int, default=0)
-    dec.add_argument("--workers", type=int, default=0, help="data loader processes (default 0: in this process)")
-    dec.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
-    dec.add_argument("--resume", action="store_true", help="continue the run in OUT from its last checkpoint")
-    dec.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_training_options(dec, steps=2000, batch_size=16, batch_help="faces per step",
+                          eval_help="held-out evaluation and sample grid every N steps")
     dec.set_defaults(handler=_train_decoder)
 
     train = verbs.add_parser(
@@ -328,13 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "model.safetensors, best/ (best held-out R@1), metrics.jsonl, eval.json, training_state.pt.\n"
                     "Several processes or GPUs: torchrun --nproc_per_node N --no-python s2f train ...",
         epilog="example: s2f train --data shards --decoder runs/decoder --out runs/voice --steps 5000")
-    train.add_argument("--data", required=True, help="a folder made by s2f prepare")
     train.add_argument("--decoder", required=True, help="a run folder of s2f train-decoder (frozen here)")
-    train.add_argument("--out", required=True, help="run folder")
     train.add_argument("--config", choices=("small", "paper"), default="small", help="voice encoder size")
-    train.add_argument("--steps", type=int, default=10_000, help="optimiser steps (default 10000)")
-    train.add_argument("--batch-size", type=int, default=8, help="GLOBAL batch, split among processes (default 8)")
-    train.add_argument("--lr", type=float, default=1e-3)
     train.add_argument("--l1", type=float, default=0.025, help="weight of the normalised-feature term (paper 0.025)")
     train.add_argument("--l2", type=float, default=200.0, help="weight of the distillation term (paper 200)")
     train.add_argument("--temperature", type=float, default=2.0, help="distillation temperature (paper 2)")
@@ -343,13 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "identities (for dlib features), or none; auto picks teacher if there is one")
     train.add_argument("--shuffle-buffer", type=int, default=256, help="samples in the shuffle buffer (0: none)")
     train.add_argument("--log-every", type=int, default=20)
-    train.add_argument("--checkpoint-every", type=int, default=200)
-    train.add_argument("--eval-every", type=int, default=500, help="held-out evaluation every N steps")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--workers", type=int, default=0, help="data loader processes per training process")
-    train.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda")
-    train.add_argument("--resume", action="store_true", help="continue the run in OUT from its last checkpoint")
-    train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_training_options(train, steps=10_000, batch_size=8, batch_help="GLOBAL batch, split among processes",
+                          eval_help="held-out evaluation every N steps")
     train.set_defaults(handler=_train)
 
     ev = verbs.add_parser(

@@ -22,16 +22,19 @@ def landmark_error_iod(predicted: np.ndarray, true: np.ndarray) -> np.ndarray:
 
 def top1_same_speaker(queries: np.ndarray, gallery: np.ndarray, speakers: np.ndarray) -> tuple[float, float]:
     """R@1 by cosine: how often the nearest gallery item to query i has i's speaker; and its chance."""
-    q = queries / np.linalg.norm(queries, axis=1, keepdims=True).clip(1e-12)
-    g = gallery / np.linalg.norm(gallery, axis=1, keepdims=True).clip(1e-12)
-    nearest = (q @ g.T).argmax(axis=1)
+    nearest = (_unit(queries) @ _unit(gallery).T).argmax(axis=1)
     hits = float(np.mean(speakers[nearest] == speakers))
     _, inverse, counts = np.unique(speakers, return_inverse=True, return_counts=True)
     return hits, float(np.mean(counts[inverse] / len(speakers)))
 
 
+def _unit(x: np.ndarray) -> np.ndarray:
+    """Rows (the last axis) scaled to unit length."""
+    return x / np.linalg.norm(x, axis=-1, keepdims=True).clip(1e-12)
+
+
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)).clip(1e-12)
+    return (_unit(a) * _unit(b)).sum(1)
 
 
 @torch.no_grad()
@@ -66,31 +69,13 @@ def decoder_quality(decoded_images: torch.Tensor, decoded_landmarks: torch.Tenso
     return rows
 
 
-def recall_at_k(predicted: np.ndarray, true: np.ndarray, ks: tuple[int, ...] = (1, 2, 5, 10)) -> dict[str, float]:
-    """Query i (a predicted feature) against all true features by cosine: R@K = how often true i is in the
-    top K; chance K / N. The whole set is the pool here (the paper's pool-of-100 protocol: evaluate)."""
-    p = predicted / np.linalg.norm(predicted, axis=1, keepdims=True).clip(1e-12)
-    t = true / np.linalg.norm(true, axis=1, keepdims=True).clip(1e-12)
-    scores = p @ t.T
-    ranks = (scores > scores[np.arange(len(p)), np.arange(len(p))][:, None]).sum(axis=1)  # 0 = first
-    out = {"pool": len(p)}
-    for k in ks:
-        out[f"R@{k}"] = float(np.mean(ranks < k))
-        out[f"chance_R@{k}"] = min(1.0, k / len(p))
-    out["median_rank"] = float(np.median(ranks) + 1)
-    return out
-
-
 def voice_quality(predicted: np.ndarray, true: np.ndarray) -> dict[str, float]:
-    """Feature cosine (mean; and of a shuffled pairing, the chance level) and R@K over the held-out set."""
+    """Feature cosine (mean; and of a shuffled pairing, the chance level) and R@K with the whole held-out
+    set as the pool (the paper's pool-of-100 protocol: `retrieval`, `s2f evaluate`)."""
     shuffled = np.random.default_rng(0).permutation(len(true))
     return {"cosine": float(cosine_rows(predicted, true).mean()),
             "chance_cosine": float(cosine_rows(predicted, true[shuffled]).mean()),
-            **recall_at_k(predicted, true)}
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
+            **retrieval(predicted, true, pool=None)}
 
 
 def feature_similarity(predicted: np.ndarray, true: np.ndarray) -> dict[str, float]:
@@ -110,7 +95,7 @@ def _scores(queries: np.ndarray, gallery: np.ndarray, metric: str) -> np.ndarray
     """Higher = more similar; (Q, D) x (Q, P, D) -> (Q, P) or (Q, D) x (G, D) -> (Q, G)."""
     pooled = gallery.ndim == 3
     if metric == "cos":
-        q, g = _unit(queries), gallery / np.linalg.norm(gallery, axis=-1, keepdims=True).clip(1e-12)
+        q, g = _unit(queries), _unit(gallery)
         return np.einsum("qd,qpd->qp", q, g) if pooled else q @ g.T
     if metric not in ("l1", "l2"):
         raise ValueError(f"metric must be cos, l1 or l2, got {metric!r}")

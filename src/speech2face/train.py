@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -79,19 +80,26 @@ def to_images(faces: torch.Tensor, size: int) -> torch.Tensor:
     return images
 
 
-def held_out(data: str | Path, limit: int) -> dict[str, Any]:
-    """Up to `limit` held-out samples (val, else test), in a fixed order, with their speakers."""
+def held_out_items(data: str | Path, transform: Callable[[dict[str, Any]], dict[str, np.ndarray]], limit: int,
+                   faces: bool = True) -> dict[str, Any]:
+    """Up to `limit` held-out samples (val, else test) through `transform`, in a fixed order, collated,
+    with their speakers."""
     paths = shard_paths(data, "val") or shard_paths(data, "test")
     if not paths:
         raise DataError(f"{data}: no val or test shards (prepare splits speakers with --val/--test)")
     items, speakers = [], []
-    for sample in ShardStream(paths, lambda s: (face_item(s), s["meta"]["speaker"]), shuffle=False, loop=False):
-        items.append(sample[0])
-        speakers.append(sample[1])
+    for item, speaker in ShardStream(paths, lambda s: (transform(s), s["meta"]["speaker"]), shuffle=False,
+                                     loop=False, faces=faces):
+        items.append(item)
+        speakers.append(speaker)
         if len(items) >= limit:
             break
-    batch = collate(items)
-    return {**batch, "speakers": speakers}
+    return {**collate(items), "speakers": speakers}
+
+
+def held_out(data: str | Path, limit: int) -> dict[str, Any]:
+    """Held-out faces for the decoder's evaluation."""
+    return held_out_items(data, face_item, limit)
 
 
 def save_grid(path: Path, inputs: torch.Tensor, outputs: torch.Tensor, count: int = 8) -> None:
@@ -293,7 +301,8 @@ def fitted_classifier(paths: list[Path], seed: int, steps: int = 300) -> torch.n
     """A linear classifier of the training speakers on their face features: the distillation target
     when the face network has none (dlib). Fitted with full-batch Adam; frozen afterwards."""
     features, speakers = [], []
-    for item in ShardStream(paths, lambda s: (s["feature"], s["meta"]["speaker"]), shuffle=False, loop=False):
+    for item in ShardStream(paths, lambda s: (s["feature"], s["meta"]["speaker"]), shuffle=False, loop=False,
+                            faces=False):
         features.append(item[0])
         speakers.append(item[1])
     names = sorted(set(speakers))
@@ -331,22 +340,16 @@ def teacher_classifier(settings: VoiceTraining, encoder_name: str, paths: list[P
 
 
 def held_out_voices(data: str | Path, settings: VoiceTraining) -> dict[str, Any]:
-    """Val (else test) clips: the first `seconds` of each (no randomness), features, speakers."""
+    """Held-out clips: the first `seconds` of each (no randomness), features, speakers."""
     from . import audio
 
-    paths = shard_paths(data, "val") or shard_paths(data, "test")
-    if not paths:
-        raise DataError(f"{data}: no val or test shards")
     length = round(settings.seconds * audio.SAMPLE_RATE)
-    items, speakers = [], []
-    for sample in ShardStream(paths, lambda s: s, shuffle=False, loop=False):
+
+    def first_seconds(sample: dict[str, Any]) -> dict[str, np.ndarray]:
         wave = audio.load_audio(sample["audio"])[:length]
-        items.append({"wave": audio.fit_length(wave, settings.seconds),
-                      "feature": sample["feature"].astype(np.float32)})
-        speakers.append(sample["meta"]["speaker"])
-        if len(items) >= settings.eval_clips:
-            break
-    return {**collate(items), "speakers": speakers}
+        return {"wave": audio.fit_length(wave, settings.seconds), "feature": sample["feature"].astype(np.float32)}
+
+    return held_out_items(data, first_seconds, settings.eval_clips, faces=False)
 
 
 def predict_features(model: torch.nn.Module, waves: torch.Tensor, device: torch.device, batch: int = 16,
@@ -384,7 +387,7 @@ def train_voice(data: str | Path, decoder_dir: str | Path, out: str | Path, sett
             raise DataError(f"{data}: no train shards; run s2f prepare first")
         decoder = FaceDecoder.from_pretrained(decoder_dir, map_location=device).eval().requires_grad_(False)
         held = held_out_voices(data, settings) if context.main else None
-        first = next(iter(ShardStream(train_paths, lambda s: s, shuffle=False, loop=False)))
+        first = next(iter(ShardStream(train_paths, lambda s: s, shuffle=False, loop=False, faces=False)))
         feature_dim, encoder_name = int(first["feature"].shape[0]), first["meta"]["encoder"]
         if feature_dim != decoder.config.feature_dim:
             raise DataError(f"the shards hold {feature_dim}-d features, the decoder reads {decoder.config.feature_dim}")
@@ -424,7 +427,7 @@ def train_voice(data: str | Path, decoder_dir: str | Path, out: str | Path, sett
         stream = ShardStream(train_paths, lambda s: voice_item(s, settings.seed, settings.seconds),
                              shuffle=settings.shuffle_buffer > 0, buffer=max(1, settings.shuffle_buffer),
                              seed=settings.seed, rank=context.rank, world_size=context.world_size, start_epoch=step,
-                             interleave=settings.shuffle_buffer == 0)
+                             interleave=settings.shuffle_buffer == 0, faces=False)
         loader = DataLoader(stream, batch_size=settings.batch_size // context.world_size,
                             num_workers=settings.workers, collate_fn=collate)
         autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")

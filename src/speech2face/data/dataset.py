@@ -39,17 +39,18 @@ def shard_paths(data: str | Path, split: str | tuple[str, ...]) -> list[Path]:
 
 class ShardStream(IterableDataset):
     """Transformed samples of `shards`; `transform(sample) -> item` may raise DataError/ValueError to skip.
-    The sample dict also carries `epoch`, for transforms whose augmentation changes per epoch."""
+    The sample dict also carries `epoch`, for transforms whose augmentation changes per epoch. `faces=False`
+    leaves the face crop undecoded (None), for readers of voices and features only."""
 
     def __init__(self, shards: list[Path], transform: Callable[[dict[str, Any]], Any], *, shuffle: bool = True,
                  buffer: int = 256, seed: int = 0, loop: bool = True, rank: int = 0, world_size: int = 1,
-                 start_epoch: int = 0, interleave: bool = False) -> None:
+                 start_epoch: int = 0, interleave: bool = False, faces: bool = True) -> None:
         if not shards:
             raise DataError("no shards to read")
         self.shards, self.transform = list(shards), transform
         self.shuffle, self.buffer, self.seed, self.loop = shuffle, buffer, seed, loop
         self.rank, self.world_size, self.start_epoch = rank, world_size, start_epoch
-        self.interleave = interleave
+        self.interleave, self.faces = interleave, faces
         self.skipped = 0
 
     def _split(self) -> tuple[int, int]:
@@ -72,7 +73,7 @@ class ShardStream(IterableDataset):
                     if not by_shard and (position - 1) % count != index:
                         continue
                     try:
-                        yield self.transform(decode_sample(key, fields) | {"epoch": epoch})
+                        yield self.transform(decode_sample(key, fields, self.faces) | {"epoch": epoch})
                     except (DataError, ValueError) as error:
                         self.skipped += 1
                         log.warning("skipped a damaged sample in %s: %s", shard.name, error)

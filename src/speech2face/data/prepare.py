@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import multiprocessing
-import os
 import time
 import zlib
 from collections import Counter
@@ -368,6 +367,3 @@ def _ours(name: str) -> bool:
     return name in ("shards", "splits.json", "failures.jsonl") or name.startswith(
         (".prepare.json.", ".splits.json.", ".failures.jsonl.", "summary-", ".summary-"))
 
-
-def default_workers() -> int:
-    return max(1, (os.cpu_count() or 1))

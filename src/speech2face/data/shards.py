@@ -82,8 +82,9 @@ def raw_samples(path: str | Path) -> Iterator[tuple[str, dict[str, bytes]]]:
         yield key, fields
 
 
-def decode_sample(key: str, fields: dict[str, bytes]) -> dict[str, Any]:
-    """key, audio (flac bytes, decode with load_audio), face (RGB uint8), landmarks, feature, meta."""
+def decode_sample(key: str, fields: dict[str, bytes], face: bool = True) -> dict[str, Any]:
+    """key, audio (flac bytes, decode with load_audio), face (RGB uint8; None unless `face`), landmarks,
+    feature, meta. Readers that never look at the face skip its JPEG decoding."""
     from PIL import Image, UnidentifiedImageError
 
     missing = [f for f in FIELDS if f not in fields]
@@ -91,7 +92,7 @@ def decode_sample(key: str, fields: dict[str, bytes]) -> dict[str, Any]:
         raise DataError(f"sample {key} lacks {', '.join(missing)}")
     try:
         return {"key": key, "audio": fields["audio.flac"],
-                "face": np.asarray(Image.open(io.BytesIO(fields["face.jpg"])).convert("RGB")),
+                "face": np.asarray(Image.open(io.BytesIO(fields["face.jpg"])).convert("RGB")) if face else None,
                 "landmarks": np.load(io.BytesIO(fields["landmarks.npy"]), allow_pickle=False),
                 "feature": np.load(io.BytesIO(fields["feature.npy"]), allow_pickle=False),
                 "meta": json.loads(fields["json"])}
