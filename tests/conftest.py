@@ -187,3 +187,44 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     prepare(segments, root / "data", PrepareSettings(shard_size=4, val=0.25, test=0.25, split_seed=3),
             progress=False, synthetic=True)
     return root / "data"
+
+
+@pytest.fixture(scope="session")
+def decoder_run(prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A face decoder trained for a few steps on `prepared`."""
+    from speech2face.train import DecoderTraining, train_decoder
+
+    out = tmp_path_factory.mktemp("decoder") / "run"
+    train_decoder(prepared, out, DecoderTraining(steps=4, batch_size=4, eval_every=4), progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(prepared: Path, decoder_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model folder (speech2face.json + voice/ + decoder/) from a few training steps: real files, real
+    networks, meaningless faces."""
+    from speech2face.pipeline import ModelCard, package_run
+    from speech2face.train import VoiceTraining, train_voice
+
+    root = tmp_path_factory.mktemp("tiny_model")
+    train_voice(prepared, decoder_run, root / "voice", VoiceTraining(steps=2, batch_size=4, eval_every=2),
+                progress=False)
+    return package_run(root / "voice", root / "model", ModelCard(name="tiny", synthetic=True,
+                                                                 face_encoder="dlib-torch"))
+
+
+@pytest.fixture(scope="session")
+def spoken(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """espeak-ng speech: `short` (~2 s), `long` (~20 s) wav files."""
+    import subprocess
+
+    require_tool("espeak-ng")
+    root = tmp_path_factory.mktemp("spoken")
+    texts = {"short": "The quick brown fox jumps over the lazy dog.",
+             "long": " ".join(["She sells sea shells by the sea shore, and the shells she sells are surely "
+                               "sea shells."] * 4)}
+    out = {}
+    for name, text in texts.items():
+        out[name] = root / f"{name}.wav"
+        subprocess.run(["espeak-ng", "-w", str(out[name]), text], check=True)
+    return out

@@ -5,7 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from speech2face.evaluate import craniofacial, feature_similarity, matching_1_of_2, measure_correlations, retrieval
+from speech2face.errors import DataError
+from speech2face.evaluate import (
+    Probe,
+    agreement,
+    craniofacial,
+    demographic_agreement,
+    feature_similarity,
+    matching_1_of_2,
+    measure_correlations,
+    retrieval,
+)
+from speech2face.report import load_labels
 
 
 def brute_force(pred: np.ndarray, true: np.ndarray, k: int, metric: str, pools: list[np.ndarray]) -> float:
@@ -108,3 +119,62 @@ def test_measure_correlations_see_a_shared_signal() -> None:
     faces = base + rng.normal(size=(80, 68, 2))
     related = measure_correlations(faces + 0.1 * rng.normal(size=faces.shape), faces)
     assert all(v["r"] > 0.8 and v["p"] < 1e-6 and abs(v["shuffled_r"]) < 0.4 for v in related.values())
+
+
+def test_probe_learns_a_linear_attribute_and_generalises() -> None:
+    rng = np.random.default_rng(0)
+    direction = rng.normal(size=32)
+    features = rng.normal(size=(400, 32)) * 3 + 10  # off-centre and scaled: the probe standardises
+    labels = ((features - 10) @ direction > 0).astype(int)
+    probe = Probe(features[:300], labels[:300], classes=2)
+    assert np.mean(probe.predict(features[300:]) == labels[300:]) > 0.9
+    three = np.digitize((features - 10) @ direction, [-5, 5])  # 3 ordered classes; the largest holds 40 %
+    predicted = Probe(features[:300], three[:300], classes=3).predict(features[300:])
+    assert np.mean(predicted == three[300:]) > 0.65
+
+
+def test_agreement_against_counting_by_hand() -> None:
+    a = np.array([0, 0, 1, 1, 1, 2])
+    b = np.array([0, 1, 1, 1, 2, 2])
+    result = agreement(a, b, classes=3)
+    assert result["agreement"] == pytest.approx(4 / 6)
+    assert result["confusion"] == [[1, 1, 0], [0, 2, 1], [0, 0, 1]]
+    # independent classifiers with these frequencies: sum_c p_a(c) p_b(c)
+    assert result["chance"] == pytest.approx((2 / 6) * (1 / 6) + (3 / 6) * (3 / 6) + (1 / 6) * (2 / 6))
+    assert result["kappa"] == pytest.approx((4 / 6 - result["chance"]) / (1 - result["chance"]))
+    assert agreement(a, a, 3)["kappa"] == pytest.approx(1.0)
+
+
+def test_demographic_agreement_separates_an_informative_from_a_random_face() -> None:
+    rng = np.random.default_rng(1)
+    direction = rng.normal(size=16)
+
+    def faces(n: int) -> tuple[np.ndarray, np.ndarray]:
+        x = rng.normal(size=(n, 16))
+        return x, (x @ direction > 0).astype(int)
+
+    train, train_labels = faces(300)
+    true, true_labels = faces(200)
+    informative = true + 0.3 * rng.normal(size=true.shape)
+    result = demographic_agreement(train, train_labels, true, true_labels, voice_features=rng.normal(size=true.shape),
+                                   upper_features=informative, classes=2)
+    assert result["probe_accuracy"] > 0.9
+    assert result["upper_bound"]["agreement"] > 0.85 and result["upper_bound"]["kappa"] > 0.6
+    assert abs(result["voice"]["kappa"]) < 0.2  # a random face agrees at chance
+
+
+def test_load_labels_reads_text_binary_and_numeric_columns(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "labels.csv"
+    path.write_text("speaker_id,gender,smiling,age,other\na,female,1,30,x\nb,male,0,50,y\nc,,1,41,z\n")
+    labels = load_labels(path)
+    assert set(labels) == {"gender", "age"}  # known columns only, by default
+    assert labels["gender"].classes == ("female", "male")
+    assert labels["gender"].of(["b", "a", "c", "unknown"]).tolist() == [1, 0, -1, -1]
+    assert labels["age"].of(["a", "b", "c"]).tolist() == [0, 1, 0]  # split at the median, 41
+    smiling = load_labels(path, ("smiling",))["smiling"]
+    assert smiling.classes == ("0", "1") and smiling.of(["a", "b"]).tolist() == [1, 0]
+    with pytest.raises(DataError, match="no label column"):
+        load_labels(path, ("height",))
+    (tmp_path / "bad.csv").write_text("name,gender\na,f\n")
+    with pytest.raises(DataError, match="speaker_id"):
+        load_labels(tmp_path / "bad.csv")

@@ -18,14 +18,7 @@ import speech2face as s2f
 from speech2face.cli import main
 from speech2face.losses import distillation, voice_losses
 from speech2face.models import VoiceEncoder, VoiceEncoderConfig
-from speech2face.train import DecoderTraining, VoiceTraining, train_decoder, train_voice
-
-
-@pytest.fixture(scope="module")
-def decoder_run(prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("decoder") / "run"
-    train_decoder(prepared, out, DecoderTraining(steps=4, batch_size=4, eval_every=4), progress=False)
-    return out
+from speech2face.train import VoiceTraining, train_voice
 
 
 def test_each_loss_term_against_a_hand_computation() -> None:
@@ -191,6 +184,11 @@ def test_evaluate_writes_metrics_and_a_labelled_report(prepared: Path, decoder_r
     assert cos["chance_R@1"] == pytest.approx(1 / cos["pool"])
     assert {"voice", "shuffled"} <= set(metrics["feature_similarity"])
     assert "same_masculinity" in metrics["matching_1_of_2"] and "nasal_index" in metrics["craniofacial"]
+    for name in ("masculinity", "age", "size"):
+        result = metrics["demographics"][name]
+        assert 0 <= result["voice"]["agreement"] <= 1 and np.sum(result["voice"]["confusion"]) == cos["pool"]
+        assert result["class_names"] == ["<= 0", "> 0"] or len(result["class_names"]) == 2
     page = (tmp_path / "report" / "report.html").read_text()
+    assert "Demographic agreement" in page and "age:" in printed
     assert "SYNTHETIC DATA" in page
-    assert page.count("data:image/png;base64,") == 2 + 3 * min(8, cos["pool"])  # plots + gallery rows
+    assert page.count("data:image/png;base64,") == 3 + 3 * min(8, cos["pool"])  # plots + gallery rows

@@ -169,12 +169,17 @@ def _print_metrics(metrics: dict) -> None:
     print(f"feature cosine {similarity['voice']['cosine']:.3f} (shuffled pairs {similarity['shuffled']['cosine']:.3f})")
     for name, result in metrics["matching_1_of_2"].items():
         print(f"1:2 matching ({name}): {result['accuracy']:.3f} (chance 0.5, {result['trials']} trials)")
+    for name, result in metrics.get("demographics", {}).items():
+        voice, upper = result["voice"], result["upper_bound"]
+        print(f"{name}: voice-face agrees with true face {voice['agreement']:.3f} (chance {voice['chance']:.3f}; "
+              f"from the true feature {upper['agreement']:.3f}; probe accuracy {result['probe_accuracy']:.3f})")
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from .report import evaluate_model
 
     metrics = evaluate_model(args.model, args.data, args.out, decoder_dir=args.decoder, labels=args.labels,
+                             label_columns=tuple(args.label_columns.split(",")) if args.label_columns else None,
                              pool=args.pool, seed=args.seed)
     _print_metrics(metrics)
     print(f"{args.out}/metrics.json, {args.out}/report.html")
@@ -187,6 +192,98 @@ def _demo(args: argparse.Namespace) -> int:
     metrics = run_demo(args.out, quick=args.quick, seed=args.seed, strength=args.strength, workers=args.workers,
                        progress=not args.quiet)
     _print_metrics(metrics)
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from .files import atomic_write, write_json
+    from .gallery import Gallery
+    from .pipeline import Speech2Face
+
+    model = Speech2Face.from_pretrained(args.model, device=args.device, progress=not args.quiet)
+    print(f"model: {model.card.label}")
+    gallery = Gallery.load(args.gallery) if args.gallery else None
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    failed, ready = 0, []
+    for source in tqdm(args.inputs, desc="read", unit="file", disable=args.quiet or len(args.inputs) < 2):
+        try:
+            ready.append((source, *model.clips(source)))
+        except Speech2FaceError as error:  # a batch job records the bad item and goes on
+            print(f"s2f predict: error: {error}", file=sys.stderr)
+            failed += 1
+    names: set[str] = set()
+    for start in range(0, len(ready), args.batch_size):
+        chunk = ready[start:start + args.batch_size]
+        predictions = model.predict_clips([c for _, c, _ in chunk], [v for _, _, v in chunk])
+        for (source, _, _), prediction in zip(chunk, predictions, strict=True):
+            stem = Path(source).stem or "input"
+            name = stem if stem not in names else f"{stem}-{len(names)}"
+            names.add(name)
+            atomic_write(out / f"{name}.png", lambda temp, image=prediction.image: image.save(temp, format="PNG"))
+            record = {"input": str(source), "image": f"{name}.png", "synthetic": model.card.synthetic,
+                      **prediction.to_json()}
+            if gallery is not None:
+                from PIL import Image
+
+                nearest = gallery.nearest(prediction.feature, args.nearest)
+                strip = Image.fromarray(gallery.strip([i for i, _ in nearest]))
+                atomic_write(out / f"{name}.nearest.png", lambda temp, image=strip: image.save(temp, format="PNG"))
+                record["nearest"] = [{"speaker": gallery.speakers[i], "key": gallery.keys[i], "cosine": round(c, 4)}
+                                     for i, c in nearest]
+            write_json(out / f"{name}.json", record)
+            print(f"{source} -> {out / (name + '.png')} ({prediction.windows} window(s), "
+                  f"{prediction.voiced_seconds:.1f} s voiced)")
+    print(f"{len(ready)} face(s) in {out}" + (f"; {failed} input(s) failed" if failed else ""))
+    return 1 if failed else 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from .registry import cache_dir, cached_path, entries, user_registry
+
+    for entry in entries().values():
+        where = cached_path(entry)
+        status = f"cached: {where}" if where else ("built on first use" if entry.build else f"from {entry.url}")
+        flag = " [SYNTHETIC]" if entry.synthetic else ""
+        print(f"{entry.name}{flag}\n    {entry.description}\n    {status}")
+    print(f"cache: {cache_dir()}; more entries: {user_registry()}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .serve import serve
+
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"s2f serve: warning: listening on {args.host}: anyone who can reach it can use the model",
+              file=sys.stderr)
+    serve(args.model, host=args.host, port=args.port, gallery_data=args.gallery, max_upload_mb=args.max_upload_mb,
+          max_seconds=args.max_seconds, concurrency=args.concurrency, device=args.device)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    if args.format == "onnx":
+        from .export import export_onnx
+
+        out = export_onnx(args.model, args.out)
+        print(f"{out}: input wave (batch, 96000) float32 16 kHz -> image, landmarks, feature")
+        return 0
+    from .pipeline import Speech2Face
+    from .registry import pack
+
+    model = Speech2Face.from_pretrained(args.model, device="cpu")
+    with tempfile.TemporaryDirectory() as temp:
+        digest = pack(model.save_pretrained(Path(temp) / model.card.name), args.out)
+    print(f"{args.out}\nsha256 {digest}\nregistry entry: "
+          + json.dumps({model.card.name: {"url": "URL-OF-" + Path(args.out).name, "sha256": digest,
+                                          "synthetic": model.card.synthetic}}))
     return 0
 
 
@@ -353,17 +450,81 @@ def build_parser() -> argparse.ArgumentParser:
     ev = verbs.add_parser(
         "evaluate", help="evaluate a voice encoder on held-out speakers: metrics.json + report.html",
         description="Feature similarity, S2F -> face retrieval (pool 100 or all held-out speakers), 1:2 matching "
-                    "(and same-attribute controls with --labels), craniofacial measures from decoded landmarks; "
+                    "(and same-attribute controls with --labels), demographic agreement (with --labels), "
+                    "craniofacial measures from decoded landmarks; "
                     "each beside chance or a shuffled baseline. One clip per held-out speaker (test and val splits).",
         epilog="example: s2f evaluate --model runs/voice --data shards --out report")
     ev.add_argument("--model", required=True, help="a run folder of s2f train")
     ev.add_argument("--data", required=True, help="a folder made by s2f prepare")
     ev.add_argument("--out", required=True, help="report folder")
     ev.add_argument("--decoder", help="the decoder run (default: the one the model was trained with)")
-    ev.add_argument("--labels", help="CSV with speaker_id and attribute columns (a synthetic world's attributes.csv)")
+    ev.add_argument("--labels", help="CSV with speaker_id and attribute columns (a synthetic world's attributes.csv): "
+                                     "same-attribute matching controls and demographic agreement (attribute probes "
+                                     "fitted on the training speakers' faces)")
+    ev.add_argument("--label-columns", help="comma-separated columns of --labels to use (default: those present of "
+                                            "masculinity, age, size, gender, sex, age_group, ethnicity)")
     ev.add_argument("--pool", type=int, default=100, help="retrieval pool size (default 100, the paper's)")
     ev.add_argument("--seed", type=int, default=0)
     ev.set_defaults(handler=_evaluate)
+
+
+    predict = verbs.add_parser(
+        "predict", help="draw the face behind each recording: PNG + JSON per input",
+        description="Any audio or video file (wav, mp3, m4a, flac, ogg, mp4, ...) -> a face image (PNG) and a JSON "
+                    "(feature, landmarks, model) in OUTDIR. Up to 6 s: repeated to 6 s; longer: up to 8 windows of "
+                    "6 s spread over the recording, their features averaged. Silence and noise are refused. A bad "
+                    "input gets one line on stderr, the others are still drawn; the exit code is 1 if any failed.",
+        epilog="example: s2f predict voice.wav interview.mp4 --model demo -o faces")
+    predict.add_argument("inputs", nargs="+", metavar="AUDIO", help="audio or video files")
+    predict.add_argument("--model", default="demo", help="a model folder, a training run, or a registered name "
+                                                          "(s2f models; default demo: SYNTHETIC)")
+    predict.add_argument("-o", "--output", default="faces", help="output folder (default faces)")
+    predict.add_argument("--gallery", help="a s2f prepare folder: also write the nearest real faces "
+                                           "(NAME.nearest.png, and their speakers in the JSON)")
+    predict.add_argument("--nearest", type=int, default=5, help="faces per gallery strip (default 5)")
+    predict.add_argument("--batch-size", type=int, default=16, help="recordings per forward pass")
+    predict.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA if present)")
+    predict.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    predict.set_defaults(handler=_predict)
+
+    models = verbs.add_parser(
+        "models", help="registered models and where they are cached",
+        description="List the models that --model accepts by name. Built in: demo (trained on the synthetic world "
+                    "by s2f demo --quick on first use). Add your own in the JSON file named at the end of the "
+                    'listing: {"NAME": {"url": "https://.../model.tar.gz", "sha256": "...", "description": "..."}} '
+                    "(make the archive and its sha256 with s2f export --format tar). Downloads are checked against "
+                    "the sha256 and cached; cached models work offline.",
+        epilog="example: s2f models")
+    models.set_defaults(handler=_models)
+
+
+    serve = verbs.add_parser(
+        "serve", help="a web page to upload or record a voice and see the face",
+        description="Serve a Gradio page for a model: upload or record a voice, see the face (and with --gallery the "
+                    "nearest real faces). Binds 127.0.0.1 unless --host says otherwise. Uploads over --max-upload-mb "
+                    "are refused, recordings over --max-seconds and non-audio get a one-line message, and each "
+                    "upload is deleted once answered. Needs the [demo] extra (gradio).",
+        epilog="example: s2f serve --model demo --port 7860")
+    serve.add_argument("--model", default="demo", help="a model folder, a run, or a registered name (default demo)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=7860)
+    serve.add_argument("--gallery", help="a s2f prepare folder whose faces are shown as the nearest real faces")
+    serve.add_argument("--max-upload-mb", type=float, default=20, help="largest upload in MB (default 20)")
+    serve.add_argument("--max-seconds", type=float, default=60, help="longest recording in seconds (default 60)")
+    serve.add_argument("--concurrency", type=int, default=2, help="requests computed at once (default 2)")
+    serve.add_argument("--device", help="cpu, cuda ... (default: CUDA if present)")
+    serve.set_defaults(handler=_serve)
+
+    export = verbs.add_parser(
+        "export", help="a model as ONNX, or as a .tar.gz for a model registry",
+        description="--format onnx: one graph from a 6 s 16 kHz wave (batch, 96000) to image, landmarks and "
+                    "feature, checked against onnxruntime in the tests (needs onnx). --format tar: a model folder "
+                    "as .tar.gz with its sha256 and the registry entry to add (see s2f models --help).",
+        epilog="example: s2f export --model demo --format onnx --out demo.onnx")
+    export.add_argument("--model", required=True, help="a model folder, a run, or a registered name")
+    export.add_argument("--format", choices=("onnx", "tar"), required=True)
+    export.add_argument("--out", required=True, help="output file (.onnx or .tar.gz)")
+    export.set_defaults(handler=_export)
 
     demo = verbs.add_parser(
         "demo", help="synth -> prepare -> train-decoder -> train -> evaluate, on a synthetic world",

@@ -218,3 +218,64 @@ def measure_correlations(from_voice: np.ndarray, from_face: np.ndarray, seed: in
         shuffled = float(np.corrcoef(a[name][order], b[name])[0, 1]) if a[name].std() > 0 else 0.0
         out[name] = {"r": r, "p": float(p), "shuffled_r": shuffled, "n": n}
     return out
+
+
+class Probe:
+    """A multinomial logistic regression on standardised face features: the attribute classifier of the
+    demographic protocol (an open stand-in for the paper's commercial face-attribute API).
+    Fitted full-batch with L-BFGS and an L2 penalty, deterministic."""
+
+    def __init__(self, features: np.ndarray, labels: np.ndarray, classes: int, l2: float = 1e-2,
+                 steps: int = 100) -> None:
+        x = torch.as_tensor(np.asarray(features, np.float64))
+        y = torch.as_tensor(np.asarray(labels, np.int64))
+        if len(x) != len(y) or len(x) < 2:
+            raise ValueError(f"need as many labels as features, at least 2; got {len(y)} and {len(x)}")
+        self.mean, self.scale = x.mean(0), x.std(0).clamp_min(1e-8)
+        x = (x - self.mean) / self.scale
+        self.weight = torch.zeros(x.shape[1], classes, dtype=torch.float64, requires_grad=True)
+        self.bias = torch.zeros(classes, dtype=torch.float64, requires_grad=True)
+        optimiser = torch.optim.LBFGS([self.weight, self.bias], max_iter=steps, line_search_fn="strong_wolfe")
+
+        def closure() -> torch.Tensor:
+            optimiser.zero_grad()
+            loss = F.cross_entropy(x @ self.weight + self.bias, y) + l2 * self.weight.pow(2).sum()
+            loss.backward()
+            return loss
+
+        optimiser.step(closure)
+
+    @torch.no_grad()
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        x = (torch.as_tensor(np.asarray(features, np.float64)) - self.mean) / self.scale
+        return (x @ self.weight + self.bias).argmax(1).numpy()
+
+
+def agreement(a: np.ndarray, b: np.ndarray, classes: int) -> dict[str, object]:
+    """How often two classifications of the same faces agree; `chance`: the agreement expected if they were
+    independent with the same class frequencies; Cohen's kappa; the confusion matrix (rows a, columns b)."""
+    a, b = np.asarray(a), np.asarray(b)
+    confusion = np.zeros((classes, classes), dtype=int)
+    np.add.at(confusion, (a, b), 1)
+    observed = float(np.mean(a == b))
+    chance = float((confusion.sum(1) / len(a)) @ (confusion.sum(0) / len(a)))
+    kappa = (observed - chance) / (1 - chance) if chance < 1 else 0.0
+    return {"agreement": observed, "chance": chance, "kappa": float(kappa), "confusion": confusion.tolist()}
+
+
+def demographic_agreement(train_features: np.ndarray, train_labels: np.ndarray, true_features: np.ndarray,
+                          true_labels: np.ndarray, voice_features: np.ndarray, upper_features: np.ndarray,
+                          classes: int) -> dict[str, object]:
+    """One attribute: a probe fitted on the training speakers' faces classifies the held-out true faces, the
+    faces decoded from the voice, and (upper bound) the faces decoded from the true feature — all given as
+    face-encoder features (N, D). Reports the probe's accuracy on the true faces against the labels, and the
+    agreement of each decoded face's class with its true face's class (the paper's Table 2 protocol)."""
+    probe = Probe(train_features, train_labels, classes)
+    on_true = probe.predict(true_features)
+    return {
+        "probe_accuracy": float(np.mean(on_true == true_labels)),
+        "majority_baseline": float(np.bincount(true_labels, minlength=classes).max() / len(true_labels)),
+        "voice": agreement(on_true, probe.predict(voice_features), classes),
+        "upper_bound": agreement(on_true, probe.predict(upper_features), classes),
+        "classes": classes,
+    }

@@ -15,6 +15,7 @@ import base64
 import html
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,31 +50,105 @@ def held_out_clips(data: str | Path, seconds: float = 6.0) -> dict[str, Any]:
                                      for k in ("wave", "feature", "face")}}
 
 
-def load_labels(path: str | Path | None, speakers: list[str]) -> dict[str, np.ndarray]:
-    """Binary attribute labels per speaker from a CSV with a speaker_id column (numeric columns are split
-    at 0, as the synthetic world's standard-normal attributes; 0/1 columns stay)."""
+LABEL_COLUMNS = ("masculinity", "age", "size", "gender", "sex", "age_group", "ethnicity")
+
+
+@dataclass(frozen=True)
+class Labels:
+    """One attribute's classes and each labelled speaker's class index."""
+
+    classes: tuple[str, ...]
+    by_speaker: dict[str, int]
+
+    def of(self, speakers: list[str]) -> np.ndarray:
+        """Class index per speaker, -1 where a speaker has no label."""
+        return np.array([self.by_speaker.get(s, -1) for s in speakers], dtype=int)
+
+
+def load_labels(path: str | Path | None, columns: tuple[str, ...] | None = None) -> dict[str, Labels]:
+    """Attribute labels per speaker from a CSV with a `speaker_id` column. Columns: `columns`, or those of
+    LABEL_COLUMNS present. Text columns are categories (empty = unlabelled); 0/1 columns stay binary; other
+    numeric columns are split at their median over the file (the synthetic world's standard-normal
+    attributes -> below/above 0, about)."""
     import csv
 
     if path is None:
         return {}
-    with Path(path).open(newline="") as handle:
-        rows = {row["speaker_id"]: row for row in csv.DictReader(handle)}
-    missing = [s for s in speakers if s not in rows]
-    if missing:
-        raise DataError(f"{path}: no labels for {len(missing)} held-out speakers (e.g. {missing[0]})")
+    try:
+        with Path(path).open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise DataError(f"{path}: cannot read labels ({error})") from error
+    if not rows or "speaker_id" not in rows[0]:
+        raise DataError(f"{path}: a labels CSV needs a header with a speaker_id column")
+    wanted = columns or tuple(c for c in LABEL_COLUMNS if c in rows[0])
+    missing = [c for c in wanted if c not in rows[0]]
+    if missing or not wanted:
+        raise DataError(f"{path}: no label column {', '.join(missing) or 'of ' + ', '.join(LABEL_COLUMNS)}")
     out = {}
-    for column in ("masculinity", "age", "size", "sex", "gender"):
-        if column in rows[speakers[0]]:
-            try:
-                values = np.array([float(rows[s][column]) for s in speakers])
-            except ValueError:
-                continue
-            out[column] = (values > 0).astype(int) if set(np.unique(values)) - {0, 1} else values.astype(int)
+    for column in wanted:
+        values = {row["speaker_id"]: row[column].strip() for row in rows if row[column].strip()}
+        try:
+            numbers = {s: float(v) for s, v in values.items()}
+        except ValueError:
+            classes = tuple(sorted(set(values.values())))
+            out[column] = Labels(classes, {s: classes.index(v) for s, v in values.items()})
+            continue
+        if set(numbers.values()) <= {0.0, 1.0}:
+            out[column] = Labels(("0", "1"), {s: int(v) for s, v in numbers.items()})
+        else:
+            median = float(np.median(list(numbers.values())))
+            out[column] = Labels((f"<= {median:.3g}", f"> {median:.3g}"),
+                                 {s: int(v > median) for s, v in numbers.items()})
+    return out
+
+
+def training_features(data: str | Path, per_speaker: int = 20, limit: int = 50_000) -> tuple[np.ndarray, list[str]]:
+    """Face features of the training speakers (at most `per_speaker` each, `limit` in all) and their speakers:
+    what the attribute probes are fitted on."""
+    taken: dict[str, int] = {}
+    features, speakers = [], []
+    for sample in ShardStream(shard_paths(data, ("train",)), lambda s: s, shuffle=False, loop=False, faces=False):
+        speaker = sample["meta"]["speaker"]
+        if taken.get(speaker, 0) < per_speaker:
+            taken[speaker] = taken.get(speaker, 0) + 1
+            features.append(sample["feature"])
+            speakers.append(speaker)
+            if len(features) >= limit:
+                break
+    if not features:
+        raise DataError(f"{data}: no training shards to fit attribute probes on")
+    return np.stack(features).astype(np.float32), speakers
+
+
+def demographics(data: str | Path, labels: dict[str, Labels], speakers: list[str], true: np.ndarray,
+                 from_voice: np.ndarray, from_true: np.ndarray) -> dict[str, Any]:
+    """Per attribute: `evaluate.demographic_agreement` on the held-out speakers that have a label, the probe
+    fitted on the labelled training speakers. Face images decoded (N, 3, S, S) are embedded by the encoder
+    the data was prepared with."""
+    from .faces import get_encoder
+
+    settings = json.loads((Path(data) / "prepare.json").read_text())["settings"]
+    encoder = get_encoder(settings["encoder"])
+    embedded = {name: encoder.embed((images.permute(0, 2, 3, 1).clamp(0, 1).numpy() * 255).round().astype(np.uint8))
+                for name, images in (("voice", from_voice), ("true", from_true))}
+    train, train_speakers = training_features(data)
+    out = {}
+    for name, attribute in labels.items():
+        train_labels, held_labels = attribute.of(train_speakers), attribute.of(speakers)
+        fit, held = train_labels >= 0, held_labels >= 0
+        if len(set(train_labels[fit])) < 2 or held.sum() < 2:
+            continue  # nothing to fit or to test
+        result = evaluate.demographic_agreement(train[fit], train_labels[fit], true[held], held_labels[held],
+                                                embedded["voice"][held], embedded["true"][held],
+                                                len(attribute.classes))
+        out[name] = {**result, "class_names": list(attribute.classes)}
     return out
 
 
 def evaluate_model(voice_dir: str | Path, data: str | Path, out: str | Path, *, decoder_dir: str | Path | None = None,
-                   labels: str | Path | None = None, pool: int = 100, seed: int = 0) -> dict[str, Any]:
+                   labels: str | Path | None = None, label_columns: tuple[str, ...] | None = None,
+                   pool: int = 100, seed: int = 0) -> dict[str, Any]:
     """Run every protocol; write `out/metrics.json` and `out/report.html`; return the metrics."""
     from .models import FaceDecoder, VoiceEncoder
     from .train import predict_features
@@ -108,8 +183,13 @@ def evaluate_model(voice_dir: str | Path, data: str | Path, out: str | Path, *, 
         "matching_1_of_2": {"any": evaluate.matching_1_of_2(predicted, true, seed=seed)},
         "craniofacial": evaluate.measure_correlations(from_voice.landmarks.numpy(), from_face.landmarks.numpy(), seed),
     }
-    for name, groups in load_labels(labels, clips["speakers"]).items():
+    attributes = load_labels(labels, label_columns)
+    for name, attribute in attributes.items():
+        groups = attribute.of(clips["speakers"])  # unlabelled speakers (-1) are compared among themselves
         metrics["matching_1_of_2"][f"same_{name}"] = evaluate.matching_1_of_2(predicted, true, groups, seed)
+    if attributes:
+        metrics["demographics"] = demographics(data, attributes, clips["speakers"], true, from_voice.image,
+                                               from_face.image)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "metrics.json", metrics)
     page = render_html(metrics, clips, from_face.image, from_voice.image)
@@ -161,6 +241,30 @@ def render_html(metrics: dict[str, Any], clips: dict[str, Any], from_face: torch
     axis.legend()
     measures_png = _png(figure)
     plt.close(figure)
+    demographics = metrics.get("demographics", {})
+    confusion_html = ""
+    if demographics:
+        figure, axes = plt.subplots(1, len(demographics), figsize=(3.2 * len(demographics), 3), squeeze=False)
+        for axis, (name, result) in zip(axes[0], demographics.items(), strict=True):
+            matrix = np.array(result["voice"]["confusion"])
+            axis.imshow(matrix, cmap="Blues")
+            for (row, column), count in np.ndenumerate(matrix):
+                axis.text(column, row, str(count), ha="center", va="center")
+            ticks = range(len(result["class_names"]))
+            axis.set_xticks(ticks, result["class_names"], fontsize=7)
+            axis.set_yticks(ticks, result["class_names"], fontsize=7)
+            axis.set_xlabel("face from the voice")
+            axis.set_ylabel("true face")
+            axis.set_title(f"{name}: {result['voice']['agreement']:.2f} (chance {result['voice']['chance']:.2f})",
+                           fontsize=9)
+        confusion_html = (
+            "<h2>Demographic agreement</h2><p>A logistic-regression probe per attribute, fitted on the training "
+            "speakers' face features and labels, classifies each held-out true face, the face decoded from the "
+            "voice and the face decoded from the true feature (upper bound); the decoded faces are embedded by "
+            "the same face encoder. Shown: how often the class of the face from the voice agrees with the class "
+            "of the true face; chance = agreement of independent classifications with the same class "
+            f'frequencies.</p><img src="data:image/png;base64,{_png(figure)}">')
+        plt.close(figure)
 
     def to_uint8(images: torch.Tensor) -> list[np.ndarray]:
         return [(img.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8) for img in images]
@@ -174,8 +278,9 @@ def render_html(metrics: dict[str, Any], clips: dict[str, Any], from_face: torch
     banner = ('<p class="banner">SYNTHETIC DATA: this model was trained and evaluated on the synthetic world '
               "(warped portraits, espeak-ng voices). Its faces say nothing about real people.</p>"
               if metrics["synthetic"] else "")
-    tables = "".join(f"<h3>{html.escape(section)}</h3><pre>{html.escape(json.dumps(metrics[section], indent=1))}</pre>"
-                     for section in ("feature_similarity", "retrieval", "matching_1_of_2", "craniofacial"))
+    sections = ("feature_similarity", "retrieval", "matching_1_of_2", "demographics", "craniofacial")
+    tables = "".join(f"<h3>{html.escape(name)}</h3><pre>{html.escape(json.dumps(metrics[name], indent=1))}</pre>"
+                     for name in sections if name in metrics)
     protocol = metrics["protocol"]
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>speech2face evaluation</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:auto}} .banner{{background:#fdd;padding:1em;
@@ -187,6 +292,11 @@ font-weight:bold;border:2px solid #c00}} td{{text-align:center}} pre{{background
 decoder {html.escape(metrics['model']['decoder'])}.</p>
 <h2>Gallery</h2><table><tr><th>speaker</th><th>true face</th><th>from the true feature</th>
 <th>from the voice</th></tr>{''.join(rows)}</table>
-<h2>Retrieval</h2><img src="data:image/png;base64,{recall_png}">
-<h2>Craniofacial measures</h2><img src="data:image/png;base64,{measures_png}">
+<h2>Retrieval</h2><p>Each voice's predicted face feature ranks the pool of true
+face features by cosine; Recall@K = how often its own face is among the K nearest.</p>
+<img src="data:image/png;base64,{recall_png}">
+{confusion_html}
+<h2>Craniofacial measures</h2><p>Measures from the 68 landmarks of the face decoded from the voice and of the
+face decoded from the true feature (formulas: speech2face.evaluate.craniofacial); Pearson r across the held-out
+speakers, beside the same with the pairing shuffled.</p><img src="data:image/png;base64,{measures_png}">
 <h2>All numbers</h2>{tables}</body></html>"""

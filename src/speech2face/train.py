@@ -415,7 +415,8 @@ def train_voice(data: str | Path, decoder_dir: str | Path, out: str | Path, sett
             out.mkdir(parents=True, exist_ok=True)
             write_json(out / "training.json", asdict(settings) | {"world_size": context.world_size,
                                                                    "distill": distill_kind,
-                                                                   "decoder": str(Path(decoder_dir).resolve())})
+                                                                   "decoder": str(Path(decoder_dir).resolve()),
+                                                                   "data": str(Path(data).resolve())})
         if context.distributed:
             from torch.nn.parallel import DistributedDataParallel
 

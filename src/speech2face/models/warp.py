@@ -39,7 +39,32 @@ def tps_fit(control: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     top = torch.cat([_kernel(control, control) + REGULARISATION * eye, affine], dim=2)
     bottom = torch.cat([affine.transpose(1, 2), control.new_zeros(batch, 3, 3)], dim=2)
     rhs = torch.cat([values, values.new_zeros(batch, 3, 2)], dim=1)
-    return torch.linalg.solve(torch.cat([top, bottom], dim=1), rhs)
+    matrix = torch.cat([top, bottom], dim=1)
+    if torch.onnx.is_in_onnx_export():  # ONNX has no linear solver: elimination in plain tensor ops
+        return solve_by_elimination(matrix, rhs)
+    return torch.linalg.solve(matrix, rhs)
+
+
+def solve_by_elimination(matrix: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """x with matrix @ x = rhs, (B, N, N) and (B, N, K): Gauss-Jordan with partial pivoting, written in
+    ops every exporter knows (argmax, gather, arithmetic), unrolled over the N columns. The spline's
+    system has a zero block, so pivoting is needed."""
+    augmented = torch.cat([matrix, rhs], dim=2)
+    count = matrix.shape[1]
+    rows = torch.arange(count, device=matrix.device)
+    for column in range(count):
+        below = augmented[:, column:, column].abs()
+        pivot = below.argmax(dim=1) + column  # (B,)
+        # swap row `column` with row `pivot` via a permutation of row indices
+        order = rows.expand(augmented.shape[0], -1).clone()
+        order[:, column] = pivot
+        order = torch.where(rows[None] == pivot[:, None], torch.full_like(order, column), order)
+        augmented = torch.gather(augmented, 1, order[:, :, None].expand(-1, -1, augmented.shape[2]))
+        pivot_row = augmented[:, column:column + 1] / augmented[:, column:column + 1, column:column + 1]
+        factors = augmented[:, :, column:column + 1]
+        augmented = augmented - factors * pivot_row
+        augmented = torch.cat([augmented[:, :column], pivot_row, augmented[:, column + 1:]], dim=1)
+    return augmented[:, :, count:]
 
 
 def tps_apply(weights: torch.Tensor, control: torch.Tensor, points: torch.Tensor) -> torch.Tensor:

@@ -118,8 +118,8 @@ def voice(attributes: dict[str, float], strength: float, noise: np.random.Genera
         # ~180 Hz at m = -1, ~105 Hz at m = +1 (log-linear, as pitch is perceived); age lowers it a little
         pitch_hz=float(np.clip(140 * math.exp(-0.27 * m - 0.05 * a + 0.03 * jitter[0]), 70, 260)),
         pitch_range_hz=float(np.clip(45 + 8 * jitter[1], 25, 70)),
-        formant_scale=float(np.clip(1 - 0.045 * s - 0.03 * m + 0.01 * jitter[2], 0.85, 1.15)),
-        rate_wpm=int(np.clip(round(165 - 12 * a + 8 * jitter[3]), 120, 210)),
+        formant_scale=float(np.clip(1 - 0.07 * s - 0.03 * m + 0.01 * jitter[2], 0.8, 1.2)),
+        rate_wpm=int(np.clip(round(165 - 20 * a + 8 * jitter[3]), 110, 220)),
     )
 
 

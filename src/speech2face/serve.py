@@ -1,0 +1,148 @@
+"""`s2f serve`: a web page (Gradio) to upload or record a voice and see the face the model draws.
+
+Safety: binds 127.0.0.1 unless told otherwise; uploads over `max_upload_mb` are refused by the server
+before they reach the model, recordings over `max_seconds` and anything that is not audio get one line
+on the page (no traceback); the uploaded file is deleted as soon as the request is answered; the app
+reads no path a visitor names (only Gradio's own upload folder, which we empty). The model is loaded
+once and shared; `concurrency` requests run at a time, the rest queue.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+import shutil
+import tempfile
+import threading
+from collections import OrderedDict
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from .errors import Speech2FaceError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+MAX_UPLOAD_MB = 20
+MAX_SECONDS = 60.0
+REMEMBERED_ANSWERS = 64
+Answer = tuple[str, dict[str, Any]]  # HTML with the face (and nearest faces) inline, details
+
+
+def build_app(model: Any, gallery: Any = None, max_seconds: float = MAX_SECONDS, concurrency: int = 2,
+              upload_dir: Path | None = None) -> Any:
+    """The Gradio Blocks of the page; `model` a Speech2Face, `gallery` an optional Gallery."""
+    import gradio as gr
+
+    from . import audio
+
+    # Gradio stores identical uploads at one path (named by their content hash), so concurrent requests with
+    # the same recording share a file. The first reads and deletes it and computes; the others wait for its
+    # answer. Answers stay a while by that key (an image of a few KB each).
+    answers: OrderedDict[str, Future[Answer]] = OrderedDict()
+    lock = threading.Lock()
+
+    def draw(path: str | None) -> Answer:
+        if not path:
+            raise gr.Error("Upload or record a voice first.")
+        upload = Path(path)
+        key = f"{upload.parent.name}/{upload.name}"
+        with lock:
+            answer = answers.get(key)
+            if answer is not None:
+                answers.move_to_end(key)
+                _forget(upload, upload_dir)
+                data = None
+            else:
+                try:
+                    data = upload.read_bytes()
+                except OSError:
+                    raise gr.Error("That upload is gone (already answered); send it again.") from None
+                finally:
+                    _forget(upload, upload_dir)  # the only copy is now in memory, for this request
+                answer = answers[key] = Future()
+                while len(answers) > REMEMBERED_ANSWERS:
+                    answers.popitem(last=False)
+        if data is not None:
+            try:
+                answer.set_result(compute(data))
+            except Exception as error:  # noqa: BLE001 - not swallowed: raised below, here and in every waiter
+                answer.set_exception(error)
+        return answer.result()
+
+    def compute(data: bytes) -> Answer:
+        try:
+            wave = audio.load_audio(data, duration=max_seconds + 1)
+            if len(wave) > max_seconds * audio.SAMPLE_RATE:
+                raise gr.Error(f"That recording is longer than {max_seconds:g} s; send a shorter one.")
+            prediction = model.predict(wave)
+        except Speech2FaceError as error:
+            raise gr.Error(str(error).replace(f"<{len(data)} bytes>", "the upload")) from error
+        page = _img(prediction.image, "face from the voice", 256)
+        if gallery is not None:
+            from PIL import Image
+
+            page += "<p>nearest real faces</p>" + "".join(
+                _img(Image.fromarray(gallery.faces[i]), f"{gallery.speakers[i]} (cos {c:.2f})", 112)
+                for i, c in gallery.nearest(prediction.feature))
+        details = {"model": prediction.model, "windows": prediction.windows,
+                   "voiced_seconds": round(prediction.voiced_seconds, 2)}
+        return page, details
+
+    warning = ("**SYNTHETIC MODEL**: trained on a synthetic world of espeak-ng voices and warped portraits. "
+               "Its faces say nothing about real people." if model.card.synthetic else
+               "Faces drawn from a voice are a guess at features correlated with voice (sex, age, build), "
+               "not a portrait of the speaker.")
+    with gr.Blocks(title="speech2face", delete_cache=(300, 600)) as app:
+        gr.Markdown(f"# speech2face\nModel: `{model.card.name}`. {warning}")
+        with gr.Row():
+            with gr.Column():
+                voice = gr.Audio(sources=["upload", "microphone"], type="filepath", label="voice (up to "
+                                 f"{max_seconds:g} s)", elem_id="voice")
+                button = gr.Button("Draw the face", variant="primary", elem_id="draw")
+            with gr.Column():
+                # inline images (data URLs): nothing of the answer is written to disk
+                face = gr.HTML(elem_id="face")
+                details = gr.JSON(label="details", elem_id="details")
+        button.click(draw, inputs=voice, outputs=[face, details], concurrency_limit=concurrency, api_name="predict")
+    return app
+
+
+def _img(image: Any, title: str, width: int) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    data = base64.b64encode(buffer.getvalue()).decode()
+    return (f'<img src="data:image/png;base64,{data}" width="{width}" title="{html.escape(title)}" '
+            f'alt="{html.escape(title)}" style="image-rendering:pixelated;margin:2px">')
+
+
+def _forget(path: Path, upload_dir: Path | None) -> None:
+    """Delete an uploaded file once read; never outside `upload_dir`. Its (empty) folder stays: Gradio may be
+    writing the next upload of the same content there, and its cache sweep removes old folders."""
+    resolved = path.resolve()
+    if upload_dir is None or upload_dir.resolve() in resolved.parents:
+        resolved.unlink(missing_ok=True)
+
+
+def serve(model_name: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, gallery_data: str | None = None,
+          max_upload_mb: float = MAX_UPLOAD_MB, max_seconds: float = MAX_SECONDS, concurrency: int = 2,
+          device: str | None = None) -> None:
+    """Load the model and serve the page until interrupted."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    upload_dir = Path(tempfile.mkdtemp(prefix="s2f-serve-"))
+    os.environ["GRADIO_TEMP_DIR"] = str(upload_dir)  # our own folder: emptied per request, removed at exit
+    from .gallery import Gallery
+    from .pipeline import Speech2Face
+
+    model = Speech2Face.from_pretrained(model_name, device=device)
+    gallery = Gallery.load(gallery_data) if gallery_data else None
+    app = build_app(model, gallery, max_seconds, concurrency, upload_dir)
+    print(f"model: {model.card.label}\nserving on http://{host}:{port} (Ctrl-C to stop)", flush=True)
+    try:
+        app.queue(default_concurrency_limit=concurrency, max_size=256).launch(
+            server_name=host, server_port=port, max_file_size=f"{max_upload_mb:g}mb", show_error=False,
+            quiet=True, footer_links=[])
+    finally:
+        shutil.rmtree(upload_dir, ignore_errors=True)

@@ -1,0 +1,153 @@
+"""`s2f serve` as a real server process: a real browser uploads a voice, 50 concurrent clients, limits."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import write_wav
+
+pytest.importorskip("gradio")
+gradio_client = pytest.importorskip("gradio_client")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    temp = tmp_path_factory.mktemp("serve_tmp")
+    port = free_port()
+    env = {**os.environ, "TMPDIR": str(temp), "GRADIO_ANALYTICS_ENABLED": "False"}
+    process = subprocess.Popen([sys.executable, "-m", "speech2face", "serve", "--model", str(tiny_model), "--port",
+                                str(port), "--max-upload-mb", "1", "--max-seconds", "20", "--device", "cpu"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise AssertionError(f"server did not start: {process.stdout.read()[-2000:]}") from None
+            time.sleep(0.5)
+    yield {"url": url, "pid": process.pid, "temp": temp, "port": port}
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def uploaded_audio(temp: Path) -> list[Path]:
+    return [p for p in temp.rglob("*") if p.is_file() and p.suffix.lower() in (".wav", ".mp3", ".flac", ".txt")]
+
+
+def test_binds_loopback_only(server: dict[str, object]) -> None:
+    """The kernel's table of listening TCP sockets: the server's port is bound to 127.0.0.1 alone."""
+    listening = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, port = local.rsplit(":", 1)
+            if state == "0A" and int(port, 16) == server["port"]:
+                listening.append(address)
+    assert listening == ["0100007F"]  # 127.0.0.1, little-endian hex; no 0.0.0.0, no IPv6 any
+
+
+def test_a_browser_uploads_a_voice_and_sees_a_face(server: dict[str, object], spoken: dict[str, Path]) -> None:
+    playwright = pytest.importorskip("playwright.sync_api")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no chromium (apt-get install chromium)")
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(str(server["url"]))
+        page.wait_for_selector("#draw")
+        assert "SYNTHETIC MODEL" in page.inner_text("body")
+        page.locator("#voice input[type=file]").set_input_files(str(spoken["short"]))
+        page.wait_for_selector("#voice audio, #voice .waveform-container, #voice button", timeout=20_000)
+        page.click("#draw")
+        page.wait_for_function("() => { const i = document.querySelector('#face img');"
+                               " return i && i.complete && i.naturalWidth > 0; }", timeout=60_000)
+        width = page.evaluate("document.querySelector('#face img').naturalWidth")
+        details = page.inner_text("#details")
+        browser.close()
+    assert width == 64 and "voiced_seconds" in details
+    assert uploaded_audio(server["temp"]) == []  # the upload is gone once answered
+
+
+def test_fifty_concurrent_requests_all_succeed_in_bounded_memory(server: dict[str, object],
+                                                                   spoken: dict[str, Path], tmp_path: Path) -> None:
+    """50 different recordings at once, then 50 copies of one (Gradio stores identical uploads at one path)."""
+    from speech2face import load_audio
+
+    speech = load_audio(spoken["short"])
+    voices = [write_wav(tmp_path / f"{i}.wav", (speech * (0.3 + i / 80) * 32767).astype(np.int16), 16_000)
+              for i in range(50)]
+    client = gradio_client.Client(str(server["url"]), verbose=False)
+    client.predict(gradio_client.handle_file(str(voices[0])), api_name="/predict")  # warm up
+    before = rss_mb(int(server["pid"]))
+
+    def one(voice: Path) -> dict:
+        page, details = client.predict(gradio_client.handle_file(str(voice)), api_name="/predict")
+        assert page.count("data:image/png;base64,") == 1
+        return details
+
+    for batch in (voices, [voices[1]] * 50):
+        started = time.perf_counter()
+        with ThreadPoolExecutor(50) as pool:
+            results = list(pool.map(one, batch))
+        elapsed = time.perf_counter() - started
+        print(f"50 concurrent requests in {elapsed:.1f} s ({50 / elapsed:.1f}/s)")
+        assert len(results) == 50 and all(r["windows"] == 1 for r in results)
+    after = rss_mb(int(server["pid"]))
+    print(f"server RSS {before:.0f} -> {after:.0f} MB")
+    assert after - before < 200
+    assert uploaded_audio(server["temp"]) == []
+
+
+def test_bad_uploads_get_one_line_and_the_limits_hold(server: dict[str, object], tmp_path: Path) -> None:
+    client = gradio_client.Client(str(server["url"]), verbose=False)
+    text = tmp_path / "notes.wav"
+    text.write_text("not audio at all")
+    with pytest.raises(Exception, match="not a readable audio") as refused:
+        client.predict(gradio_client.handle_file(str(text)), api_name="/predict")
+    assert "Traceback" not in str(refused.value) and str(text) not in str(refused.value)
+    silence = write_wav(tmp_path / "silence.wav", np.zeros(32_000, np.int16), 16_000)
+    with pytest.raises(Exception, match="no speech found"):
+        client.predict(gradio_client.handle_file(str(silence)), api_name="/predict")
+    long = write_wav(tmp_path / "long.wav", np.zeros(16_000 * 25, np.int16), 16_000)  # 25 s > 20 s, < 1 MB
+    with pytest.raises(Exception, match="longer than 20 s"):
+        client.predict(gradio_client.handle_file(str(long)), api_name="/predict")
+    big = tmp_path / "big.wav"
+    big.write_bytes(b"\0" * (2 << 20))  # 2 MB > the 1 MB cap
+    request = urllib.request.Request(f"{server['url']}gradio_api/upload", method="POST",
+                                     data=b"--x\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.wav\""
+                                          b"\r\n\r\n" + big.read_bytes() + b"\r\n--x--\r\n",
+                                     headers={"Content-Type": "multipart/form-data; boundary=x"})
+    with pytest.raises(urllib.error.HTTPError) as too_big:
+        urllib.request.urlopen(request, timeout=30)
+    assert too_big.value.code == 413
+    assert uploaded_audio(server["temp"]) == []
