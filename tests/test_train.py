@@ -190,5 +190,6 @@ def test_evaluate_writes_metrics_and_a_labelled_report(prepared: Path, decoder_r
         assert result["class_names"] == ["<= 0", "> 0"] or len(result["class_names"]) == 2
     page = (tmp_path / "report" / "report.html").read_text()
     assert "Demographic agreement" in page and "age:" in printed
+    assert (tmp_path / "report" / "gallery.png").stat().st_size > 0
     assert "SYNTHETIC DATA" in page
     assert page.count("data:image/png;base64,") == 3 + 3 * min(8, cos["pool"])  # plots + gallery rows

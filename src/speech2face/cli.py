@@ -529,10 +529,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = verbs.add_parser(
         "demo", help="synth -> prepare -> train-decoder -> train -> evaluate, on a synthetic world",
         description="Run the whole pipeline on a synthetic world it generates; prints each stage and where the "
-                    "report is. --quick: about 10 minutes on 2 CPU cores. Rerun to resume.",
+                    "report is. --quick: about 8 minutes on 2 CPU cores (200 identities); without it about 30 "
+                    "minutes (400 identities, longer training). Rerun to resume.",
         epilog="example: s2f demo --quick --out demo")
     demo.add_argument("--out", required=True, help="output folder (world/, data/, decoder/, voice/, report/)")
-    demo.add_argument("--quick", action="store_true", help="small world and short training (~10 min on 2 cores)")
+    demo.add_argument("--quick", action="store_true", help="small world and short training (~8 min on 2 cores)")
     demo.add_argument("--strength", type=float, default=1.0, help="voice-face link of the world (0: control)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--workers", type=int, default=2, help="processes for synth and prepare (default 2)")
@@ -558,6 +559,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"s2f {args.verb}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `s2f ... | head`: the reader left; exit quietly, as Unix tools do
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
+        return 141
 
 
 if __name__ == "__main__":

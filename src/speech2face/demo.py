@@ -29,7 +29,7 @@ class DemoSize:
 # learn in minutes; the voice still has to find three attributes through pitch, formants and rate
 DEMO_FACE_NOISE = 0.25
 QUICK = DemoSize(identities=200, clips=1, decoder_steps=300, voice_steps=900)
-FULL = DemoSize(identities=200, clips=4, decoder_steps=2000, voice_steps=6000)
+FULL = DemoSize(identities=400, clips=1, decoder_steps=1000, voice_steps=3000)
 
 
 def run_demo(out: str | Path, quick: bool = True, seed: int = 0, strength: float = 1.0, workers: int = 2,

@@ -194,7 +194,29 @@ def evaluate_model(voice_dir: str | Path, data: str | Path, out: str | Path, *, 
     write_json(out / "metrics.json", metrics)
     page = render_html(metrics, clips, from_face.image, from_voice.image)
     atomic_write(out / "report.html", lambda t: t.write_text(page))
+    gallery = gallery_image(clips["face"], from_face.image, from_voice.image)
+    atomic_write(out / "gallery.png", lambda t: gallery.save(t, format="PNG"))
     return metrics
+
+
+def _to_uint8(images: torch.Tensor) -> list[np.ndarray]:
+    """(N, 3, H, W) in [0, 1] -> N (H, W, 3) uint8."""
+    return [(img.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8) for img in images]
+
+
+def gallery_image(faces: np.ndarray, from_face: torch.Tensor, from_voice: torch.Tensor, count: int = 8,
+                  size: int = 112) -> Any:
+    """A PNG-ready picture: one column per held-out speaker; rows: true face, face decoded from the true
+    feature, face decoded from the voice."""
+    import cv2
+    from PIL import Image
+
+    count = min(count, len(faces))
+    rows = [list(faces[:count]), _to_uint8(from_face[:count]), _to_uint8(from_voice[:count])]
+    grid = np.concatenate([np.concatenate([cv2.resize(np.ascontiguousarray(img), (size, size),
+                                                      interpolation=cv2.INTER_AREA) for img in row], axis=1)
+                           for row in rows], axis=0)
+    return Image.fromarray(grid)
 
 
 def _png(figure: Any) -> str:
@@ -266,12 +288,9 @@ def render_html(metrics: dict[str, Any], clips: dict[str, Any], from_face: torch
             f'frequencies.</p><img src="data:image/png;base64,{_png(figure)}">')
         plt.close(figure)
 
-    def to_uint8(images: torch.Tensor) -> list[np.ndarray]:
-        return [(img.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8) for img in images]
-
     rows = []
-    for index, (face, true_decoded, voice_decoded) in enumerate(zip(clips["face"][:gallery], to_uint8(from_face),
-                                                                     to_uint8(from_voice), strict=False)):
+    for index, (face, true_decoded, voice_decoded) in enumerate(zip(clips["face"][:gallery], _to_uint8(from_face),
+                                                                     _to_uint8(from_voice), strict=False)):
         cells = "".join(f'<td><img src="data:image/png;base64,{_image_png(img)}" width="112"></td>'
                         for img in (face, true_decoded, voice_decoded))
         rows.append(f"<tr><td>{html.escape(clips['speakers'][index])}</td>{cells}</tr>")
