@@ -87,3 +87,22 @@ def test_unsafe_archives_and_bad_registries_are_refused(registry: Path, tmp_path
     registry.write_text(json.dumps({"short": {"url": "x", "sha256": "abc"}}))
     with pytest.raises(ModelError, match="64 hex digits"):
         resolve("short")
+
+
+@pytest.mark.slow
+def test_the_demo_model_is_built_on_first_use_then_cached(registry: Path, spoken: dict[str, Path],
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """`--model demo` right after install: the first use runs the quick demo (here shrunk), later uses load
+    the cached folder."""
+    from speech2face import demo
+
+    monkeypatch.setattr(demo, "QUICK", demo.DemoSize(identities=24, clips=1, decoder_steps=4, voice_steps=4))
+    out = registry.parent / "faces"
+    assert main(["predict", str(spoken["short"]), "--model", "demo", "-o", str(out), "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert "building the demo model once" in printed and "demo — SYNTHETIC" in printed
+    assert json.loads((out / "short.json").read_text())["synthetic"] is True
+    assert main(["predict", str(spoken["short"]), "--model", "demo", "-o", str(out), "-q"]) == 0
+    assert "building" not in capsys.readouterr().out
+    assert main(["models"]) == 0 and "cached:" in capsys.readouterr().out

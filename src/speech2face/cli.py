@@ -497,7 +497,6 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: s2f models")
     models.set_defaults(handler=_models)
 
-
     serve = verbs.add_parser(
         "serve", help="a web page to upload or record a voice and see the face",
         description="Serve a Gradio page for a model: upload or record a voice, see the face (and with --gallery the "

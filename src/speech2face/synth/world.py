@@ -15,6 +15,7 @@ CSVs are rewritten (they are cheap and deterministic).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
@@ -35,6 +36,9 @@ from .speech import VoiceBank, clip_text
 from .video import FPS, padded_length, write_clip
 
 FORMAT_VERSION = 1
+# espeak-ng lists at most 349 voices per data folder, its stock voices included: one private folder per
+# this many speakers (400 in one folder failed; 200 works)
+VOICES_PER_BANK = 200
 CLIP_PURPOSE = 100  # generator keys (seed, identity, CLIP_PURPOSE + clip): one stream per clip
 NOTE = ("SYNTHETIC: faces are warped public-domain portraits and voices are espeak-ng speech whose "
         "parameters are set from the same hidden attributes; no real person's voice belongs to any face here.")
@@ -128,10 +132,13 @@ def make_world(out: str | Path, settings: WorldSettings | None = None, *, worker
     videos.mkdir(parents=True, exist_ok=True)
     identities = [sample_identity(settings.seed, i, settings.strength, len(bases), settings.face_noise)
                   for i in range(settings.identities)]
-    with VoiceBank() as bank:
-        for identity in identities:
-            bank.add(identity.speaker_id, identity.voice)
-        jobs = [(identity, bases[identity.look.base], settings, bank.root, videos) for identity in identities]
+    with contextlib.ExitStack() as stack:
+        jobs = []
+        for first in range(0, len(identities), VOICES_PER_BANK):
+            bank = stack.enter_context(VoiceBank())
+            for identity in identities[first:first + VOICES_PER_BANK]:
+                bank.add(identity.speaker_id, identity.voice)
+                jobs.append((identity, bases[identity.look.base], settings, bank.root, videos))
         results = list(tqdm(_map(jobs, workers), total=len(jobs), desc="synth", unit="identity",
                             disable=not progress))
     attribute_rows = [row for row, _ in results]
