@@ -5,12 +5,13 @@ The public API; everything else is reached through its submodules (`speech2face.
 
 from .audio import CLIP_FRAMES, CLIP_SAMPLES, SAMPLE_RATE, fit_length, load_audio, spectrogram
 from .errors import AudioError, DataError, FaceNotFound, ModelError, Speech2FaceError
+from .pipeline import Prediction, Speech2Face
 
 __version__ = "0.1.0"
 
 # `s2f.faces.detect(...)`, `s2f.evaluate.retrieval(...)` (DESIGN.md): submodules load on first use, so
 # `import speech2face` stays light (no dlib, no OpenCV until a face is needed).
-_SUBMODULES = ("data", "evaluate", "faces", "models", "synth")
+_SUBMODULES = ("data", "evaluate", "faces", "models", "registry", "synth")
 
 
 def __getattr__(name: str) -> object:
@@ -28,6 +29,8 @@ __all__ = [
     "DataError",
     "FaceNotFound",
     "ModelError",
+    "Prediction",
+    "Speech2Face",
     "Speech2FaceError",
     "__version__",
     "fit_length",
