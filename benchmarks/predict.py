@@ -124,8 +124,9 @@ def main() -> None:
         timings = {name: seconds_per_call(run, args.repeats, 0.5) for name, run in stages.items()}
         whole = seconds_per_call(lambda: model.predict(voice_file), args.repeats, 0.5)
         forward = timings["voice encoder"] + timings["face decoder"]
+        total = sum(timings.values())
         for name, seconds in timings.items():
-            print(f"  {name:14s} {1000 * seconds:8.1f} ms  {100 * seconds / whole:5.1f} %")
+            print(f"  {name:14s} {1000 * seconds:8.1f} ms  {100 * seconds / total:5.1f} % of the stages' sum")
         flops = count_flops(model.voice.config, audio.CLIP_FRAMES)
         print(f"predict() on a 6 s file: {1000 * whole:.1f} ms = {whole / forward:.2f}x the model forward alone "
               f"({1000 * forward:.1f} ms); voice encoder at {flops / timings['voice encoder'] / peak:.0%} of the "
