@@ -49,11 +49,14 @@ _OGG_TAIL_BYTES = 65_536  # an Ogg page is at most ~64 KiB
 _OGG_END_OF_STREAM = 0x04  # header_type flag of the last page
 
 
-def _describe(source: AudioSource) -> str:
+def describe_source(source: AudioSource | np.ndarray) -> str:
+    """How error messages name an input: its path, `<N bytes>`, `<array of N samples>` or a file's name."""
     if isinstance(source, (str, os.PathLike)):
         return str(source)
     if isinstance(source, (bytes, bytearray)):
         return f"<{len(source)} bytes>"
+    if isinstance(source, np.ndarray):
+        return f"<array of {source.size} samples>"
     return str(getattr(source, "name", "<file object>"))
 
 
@@ -171,7 +174,7 @@ def load_audio(source: AudioSource, sr: int = SAMPLE_RATE, *, offset: float = 0.
     soxr's high-quality (anti-aliased) resampler.
     Raises AudioError, naming the file and the cause, on anything that does not decode to audio.
     """
-    name = _describe(source)
+    name = describe_source(source)
     if sr <= 0:
         raise ValueError(f"sample rate must be positive, got {sr}")
     if offset < 0 or (duration is not None and duration <= 0):

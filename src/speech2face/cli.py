@@ -497,6 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: s2f models")
     models.set_defaults(handler=_models)
 
+    from . import serve as web  # constants only: gradio loads when a server starts
+
     serve = verbs.add_parser(
         "serve", help="a web page to upload or record a voice and see the face",
         description="Serve a Gradio page for a model: upload or record a voice, see the face (and with --gallery the "
@@ -505,11 +507,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "upload is deleted once answered. Needs the [demo] extra (gradio).",
         epilog="example: s2f serve --model demo --port 7860")
     serve.add_argument("--model", default="demo", help="a model folder, a run, or a registered name (default demo)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    serve.add_argument("--port", type=int, default=7860)
+    serve.add_argument("--host", default=web.DEFAULT_HOST,
+                       help=f"address to bind (default {web.DEFAULT_HOST}: this machine only)")
+    serve.add_argument("--port", type=int, default=web.DEFAULT_PORT)
     serve.add_argument("--gallery", help="a s2f prepare folder whose faces are shown as the nearest real faces")
-    serve.add_argument("--max-upload-mb", type=float, default=20, help="largest upload in MB (default 20)")
-    serve.add_argument("--max-seconds", type=float, default=60, help="longest recording in seconds (default 60)")
+    serve.add_argument("--max-upload-mb", type=float, default=web.MAX_UPLOAD_MB,
+                       help=f"largest upload in MB (default {web.MAX_UPLOAD_MB:g})")
+    serve.add_argument("--max-seconds", type=float, default=web.MAX_SECONDS,
+                       help=f"longest recording in seconds (default {web.MAX_SECONDS:g})")
     serve.add_argument("--concurrency", type=int, default=2, help="requests computed at once (default 2)")
     serve.add_argument("--device", help="cpu, cuda ... (default: CUDA if present)")
     serve.set_defaults(handler=_serve)

@@ -11,6 +11,8 @@ from typing import Any
 
 from .errors import DataError
 
+PREPARE_HEADER = "prepare.json"  # what `s2f prepare` wrote: settings (face encoder), synthetic or not
+
 
 def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
     """Call `write(temp_path)`, then rename the result onto `path`: a crash never leaves half a file."""
@@ -29,6 +31,17 @@ def write_json(path: Path, data: Any, indent: int | None = 2) -> None:
     atomic_write(path, lambda temporary: temporary.write_text(json.dumps(data, indent=indent) + "\n"))
 
 
+def read_header(folder: str | os.PathLike, filename: str) -> dict[str, Any]:
+    """The JSON header a job wrote into its folder (`claim_folder`), or {} if there is none."""
+    path = Path(folder) / filename
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise DataError(f"{path}: unreadable ({error}); delete it or use another --out") from error
+
+
 def claim_folder(out: Path, filename: str, header: dict[str, Any], what: str,
                  ours: Callable[[str], bool] = lambda name: False) -> None:
     """Make `out` the home of one job described by `header` (saved as `out/filename`): a new or empty
@@ -36,10 +49,7 @@ def claim_folder(out: Path, filename: str, header: dict[str, Any], what: str,
     which `ours(name)` holds may already be there (another node claiming the same folder right now)."""
     path = out / filename
     if path.exists():
-        try:
-            existing = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise DataError(f"{path}: unreadable ({error}); delete it or use another --out") from error
+        existing = read_header(out, filename)
         wanted = json.loads(json.dumps(header))
         if existing != wanted:
             changed = sorted(k for k in wanted if existing.get(k) != wanted[k])

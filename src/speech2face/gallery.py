@@ -20,34 +20,26 @@ class Gallery:
     faces: np.ndarray  # (N, S, S, 3) uint8
     speakers: list[str]
     keys: list[str]
-    encoder: str
 
     @classmethod
     def load(cls, data: str | Path, splits: tuple[str, ...] = ("train", "val", "test"), limit: int = 100_000,
              face_size: int = 112) -> Gallery:
         import cv2
 
-        from .data.dataset import ShardStream, shard_paths
+        from .data.dataset import samples_per_speaker, shard_paths
 
         paths = shard_paths(data, splits)
         if not paths:
             raise DataError(f"{data}: no shards for a gallery")
-        seen: dict[str, int] = {}
-        features, faces, keys = [], [], []
-        for sample in ShardStream(paths, lambda s: s, shuffle=False, loop=False):
-            speaker = sample["meta"]["speaker"]
-            if speaker in seen:
-                continue
-            seen[speaker] = len(seen)
-            features.append(sample["feature"])
-            faces.append(cv2.resize(sample["face"], (face_size, face_size), interpolation=cv2.INTER_AREA))
-            keys.append(sample["key"])
-            if len(seen) >= limit:
-                break
-        matrix = np.stack(features).astype(np.float32)
+        samples = list(samples_per_speaker(paths, limit=limit))
+        if not samples:
+            raise DataError(f"{data}: no readable samples for a gallery")
+        matrix = np.stack([sample["feature"] for sample in samples]).astype(np.float32)
         matrix /= np.linalg.norm(matrix, axis=1, keepdims=True).clip(1e-12)
-        encoder = str(sample["meta"].get("encoder", ""))
-        return cls(matrix, np.stack(faces), list(seen), keys, encoder)
+        faces = np.stack([cv2.resize(sample["face"], (face_size, face_size), interpolation=cv2.INTER_AREA)
+                          for sample in samples])
+        return cls(matrix, faces, [sample["meta"]["speaker"] for sample in samples],
+                   [sample["key"] for sample in samples])
 
     def nearest(self, feature: np.ndarray, k: int = 5) -> list[tuple[int, float]]:
         """Indices and cosines of the k nearest gallery faces to one feature (D,)."""

@@ -36,7 +36,7 @@ import torch
 from . import audio
 from .activity import speech_activity
 from .errors import AudioError, ModelError
-from .files import write_json
+from .files import PREPARE_HEADER, read_header, write_json
 
 CARD_FILE = "speech2face.json"
 WINDOWS_MAX = 8
@@ -78,14 +78,6 @@ class Prediction:
                 "feature": self.feature.round(6).tolist(), "landmarks": self.landmarks.round(3).tolist()}
 
 
-def describe_source(source: AudioInput) -> str:
-    if isinstance(source, np.ndarray):
-        return f"<array of {source.size} samples>"
-    if isinstance(source, bytes):
-        return f"<{len(source)} bytes>"
-    return str(source)
-
-
 class Speech2Face:
     """A voice encoder and the face decoder it was trained with, in eval mode on one device."""
 
@@ -123,7 +115,7 @@ class Speech2Face:
     def clips(self, source: AudioInput) -> tuple[np.ndarray, float]:
         """The 6 s windows this model reads from a recording (W, 96000), and its voiced seconds.
         Raises AudioError for what cannot be decoded, and for silence or noise."""
-        name = describe_source(source)
+        name = audio.describe_source(source)
         if isinstance(source, np.ndarray):
             wave = np.asarray(source, np.float32)
             if wave.ndim != 1 or wave.size == 0 or not np.isfinite(wave).all():
@@ -204,8 +196,7 @@ def _locate(path: Path) -> tuple[Path, Path, ModelCard]:
         decoder = Path(training.get("decoder", ""))
         if not (decoder / "model.safetensors").is_file():
             raise ModelError(f"{path}: its decoder {decoder} is gone; pass a model folder instead")
-        data = Path(training.get("data", "")) / "prepare.json"
-        prepared = _read_json(data) if data.is_file() else {}
+        prepared = read_header(training["data"], PREPARE_HEADER) if "data" in training else {}
         return path, decoder, ModelCard(name=path.name, synthetic=bool(prepared.get("synthetic", False)),
                                         description=f"voice encoder run {path}",
                                         face_encoder=prepared.get("settings", {}).get("encoder", ""))

@@ -31,9 +31,13 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import ModelError
 from .pipeline import CARD_FILE
+
+if TYPE_CHECKING:
+    from .demo import DemoSize
 
 
 @dataclass(frozen=True)
@@ -125,14 +129,14 @@ def resolve(name: str, progress: bool = True) -> Path:
     return target
 
 
-def build_demo(target: Path, progress: bool = True, size: object = None) -> Path:
+def build_demo(target: Path, progress: bool = True, size: DemoSize | None = None) -> Path:
     """Train the demo model (`s2f demo --quick`) and keep its model folder as `target`."""
     from .demo import run_demo
 
     work = target.with_name(target.name + ".build")
     print(f"[models] building the demo model once: s2f demo --quick --out {work} (about 8 minutes on 2 CPU cores)",
           flush=True)
-    run_demo(work, quick=True, progress=progress, size=size)  # type: ignore[arg-type]
+    run_demo(work, quick=True, progress=progress, size=size)
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(work / "model", target)
     return target

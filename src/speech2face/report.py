@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from . import evaluate
-from .data.dataset import ShardStream, shard_paths
+from .data.dataset import samples_per_speaker, shard_paths
 from .errors import DataError
-from .files import atomic_write, write_json
+from .files import PREPARE_HEADER, atomic_write, read_header, write_json
 
 
 def held_out_clips(data: str | Path, seconds: float = 6.0) -> dict[str, Any]:
@@ -37,12 +37,10 @@ def held_out_clips(data: str | Path, seconds: float = 6.0) -> dict[str, Any]:
     if not paths:
         raise DataError(f"{data}: no test or val shards to evaluate on")
     chosen: dict[str, dict[str, Any]] = {}
-    for sample in ShardStream(paths, lambda s: s, shuffle=False, loop=False):
-        speaker = sample["meta"]["speaker"]
-        if speaker not in chosen:
-            wave = audio.load_audio(sample["audio"])[: round(seconds * audio.SAMPLE_RATE)]
-            chosen[speaker] = {"wave": audio.fit_length(wave, seconds), "feature": sample["feature"],
-                               "face": sample["face"], "key": sample["key"]}
+    for sample in samples_per_speaker(paths):
+        wave = audio.load_audio(sample["audio"])[: round(seconds * audio.SAMPLE_RATE)]
+        chosen[sample["meta"]["speaker"]] = {"wave": audio.fit_length(wave, seconds), "feature": sample["feature"],
+                                             "face": sample["face"], "key": sample["key"]}
     if len(chosen) < 2:
         raise DataError(f"{data}: only {len(chosen)} held-out speaker(s); need at least 2")
     speakers = sorted(chosen)
@@ -106,30 +104,22 @@ def load_labels(path: str | Path | None, columns: tuple[str, ...] | None = None)
 def training_features(data: str | Path, per_speaker: int = 20, limit: int = 50_000) -> tuple[np.ndarray, list[str]]:
     """Face features of the training speakers (at most `per_speaker` each, `limit` in all) and their speakers:
     what the attribute probes are fitted on."""
-    taken: dict[str, int] = {}
-    features, speakers = [], []
-    for sample in ShardStream(shard_paths(data, ("train",)), lambda s: s, shuffle=False, loop=False, faces=False):
-        speaker = sample["meta"]["speaker"]
-        if taken.get(speaker, 0) < per_speaker:
-            taken[speaker] = taken.get(speaker, 0) + 1
-            features.append(sample["feature"])
-            speakers.append(speaker)
-            if len(features) >= limit:
-                break
+    samples = list(samples_per_speaker(shard_paths(data, ("train",)), per_speaker, faces=False, limit=limit))
+    features = [sample["feature"] for sample in samples]
+    speakers = [sample["meta"]["speaker"] for sample in samples]
     if not features:
         raise DataError(f"{data}: no training shards to fit attribute probes on")
     return np.stack(features).astype(np.float32), speakers
 
 
-def demographics(data: str | Path, labels: dict[str, Labels], speakers: list[str], true: np.ndarray,
-                 from_voice: np.ndarray, from_true: np.ndarray) -> dict[str, Any]:
+def demographics(data: str | Path, encoder_name: str, labels: dict[str, Labels], speakers: list[str],
+                 true: np.ndarray, from_voice: torch.Tensor, from_true: torch.Tensor) -> dict[str, Any]:
     """Per attribute: `evaluate.demographic_agreement` on the held-out speakers that have a label, the probe
-    fitted on the labelled training speakers. Face images decoded (N, 3, S, S) are embedded by the encoder
-    the data was prepared with."""
+    fitted on the labelled training speakers. Face images decoded (N, 3, S, S) are embedded by
+    `encoder_name`, the encoder the data was prepared with."""
     from .faces import get_encoder
 
-    settings = json.loads((Path(data) / "prepare.json").read_text())["settings"]
-    encoder = get_encoder(settings["encoder"])
+    encoder = get_encoder(encoder_name)
     embedded = {name: encoder.embed((images.permute(0, 2, 3, 1).clamp(0, 1).numpy() * 255).round().astype(np.uint8))
                 for name, images in (("voice", from_voice), ("true", from_true))}
     train, train_speakers = training_features(data)
@@ -169,8 +159,8 @@ def evaluate_model(voice_dir: str | Path, data: str | Path, out: str | Path, *, 
     with torch.no_grad():
         from_voice = decoder(torch.from_numpy(predicted))
         from_face = decoder(torch.from_numpy(true))
-    prepared = Path(data) / "prepare.json"
-    synthetic = bool(json.loads(prepared.read_text()).get("synthetic")) if prepared.is_file() else False
+    prepared = read_header(data, PREPARE_HEADER)
+    synthetic = bool(prepared.get("synthetic", False))
     metrics: dict[str, Any] = {
         "synthetic": synthetic,
         "protocol": {"split": "held-out (test + val)", "clips": "the first 6 s of one clip per held-out speaker",
@@ -188,8 +178,11 @@ def evaluate_model(voice_dir: str | Path, data: str | Path, out: str | Path, *, 
         groups = attribute.of(clips["speakers"])  # unlabelled speakers (-1) are compared among themselves
         metrics["matching_1_of_2"][f"same_{name}"] = evaluate.matching_1_of_2(predicted, true, groups, seed)
     if attributes:
-        metrics["demographics"] = demographics(data, attributes, clips["speakers"], true, from_voice.image,
-                                               from_face.image)
+        encoder_name = prepared.get("settings", {}).get("encoder")
+        if encoder_name is None:
+            raise DataError(f"{data}: no {PREPARE_HEADER} naming the face encoder, which the probes need")
+        metrics["demographics"] = demographics(data, encoder_name, attributes, clips["speakers"], true,
+                                               from_voice.image, from_face.image)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "metrics.json", metrics)
     page = render_html(metrics, clips, from_face.image, from_voice.image)

@@ -99,6 +99,23 @@ class ShardStream(IterableDataset):
             epoch += 1
 
 
+def samples_per_speaker(shards: list[Path], per_speaker: int = 1, *, faces: bool = True,
+                        limit: int | None = None) -> Iterator[dict[str, Any]]:
+    """The first `per_speaker` samples of each speaker, in shard order, at most `limit` in all: the
+    evaluation clips, the gallery's faces, the probes' training features."""
+    taken: dict[str, int] = {}
+    count = 0
+    for sample in ShardStream(shards, lambda s: s, shuffle=False, loop=False, faces=faces):
+        speaker = sample["meta"]["speaker"]
+        if taken.get(speaker, 0) >= per_speaker:
+            continue
+        taken[speaker] = taken.get(speaker, 0) + 1
+        yield sample
+        count += 1
+        if limit is not None and count >= limit:
+            return
+
+
 def collate(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
     """Stack same-keyed numpy items into tensors."""
     return {key: torch.as_tensor(np.stack([item[key] for item in items])) for key in items[0]}

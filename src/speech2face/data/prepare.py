@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from ..audio import SAMPLE_RATE, load_audio
 from ..errors import AudioError, DataError, Speech2FaceError
-from ..files import atomic_write, claim_folder, write_json
+from ..files import PREPARE_HEADER, atomic_write, claim_folder, write_json
 from .choose import FrameFace, frame_face
 from .manifests import Segment
 from .media import encode_flac, media_duration, read_frames
@@ -312,7 +312,7 @@ def prepare(segments: list[Segment], out: str | Path, settings: PrepareSettings 
     out = Path(out)
     header = {"format_version": FORMAT_VERSION, "settings": asdict(settings), "num_shards": num_shards,
               "segments": len(segments), "manifest": manifest_digest(segments), "synthetic": synthetic}
-    claim_folder(out, "prepare.json", header, "prepared shards", _ours)
+    claim_folder(out, PREPARE_HEADER, header, "prepared shards", _ours)
     (out / "shards").mkdir(parents=True, exist_ok=True)
     for stale in (out / "shards").glob(f".*-{shard_id:03d}-*.tmp"):  # this node's leftovers of a killed run
         stale.unlink(missing_ok=True)
