@@ -29,9 +29,10 @@ import torch
 
 from speech2face import audio, load_audio, spectrogram
 from speech2face.activity import speech_activity
+from speech2face.model_folder import ModelCard
 from speech2face.models import FaceDecoder, FaceDecoderConfig, VoiceEncoder, VoiceEncoderConfig
 from speech2face.models.voice_encoder import count_flops
-from speech2face.pipeline import ModelCard, Speech2Face
+from speech2face.pipeline import Speech2Face
 from timing import matmul_peak, seconds_per_call
 
 

@@ -26,7 +26,7 @@ from speech2face.data.choose import frame_face
 from speech2face.data.media import encode_flac, read_frames
 from speech2face.data.prepare import ShardJob, _frame_times, _jpeg, make_encoder, process_shard, windows
 from speech2face.data.shards import Sample, write_shard
-from speech2face.synth import WorldSettings, make_world
+from speech2face.synth import SPEAKER_PATTERN, WorldSettings, make_world
 
 
 def main() -> None:
@@ -40,7 +40,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         world = make_world(Path(folder) / "world", WorldSettings(args.identities, args.clips, seed=1), workers=2,
                            progress=False)
-        segments = manifests.read_avspeech(world / "avspeech.csv", world / "videos", r"^(.+)_\d+$")
+        segments = manifests.read_avspeech(world / "avspeech.csv", world / "videos", SPEAKER_PATTERN)
         video_seconds = sum(s.end - s.start for s in segments)
         settings = PrepareSettings(frames=args.frames)
 

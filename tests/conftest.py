@@ -179,11 +179,11 @@ def carphone_frames() -> list[np.ndarray]:
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Shards of a small synthetic world (8 speakers x 2 clips): 4 train, 3 val, 1 test speakers."""
     from speech2face.data import PrepareSettings, manifests, prepare
-    from speech2face.synth import WorldSettings, make_world
+    from speech2face.synth import SPEAKER_PATTERN, WorldSettings, make_world
 
     root = tmp_path_factory.mktemp("prepared")
     world = make_world(root / "world", WorldSettings(identities=8, clips=2, seed=2), workers=2, progress=False)
-    segments = manifests.read_avspeech(world / "avspeech.csv", world / "videos", r"^(.+)_\d+$")
+    segments = manifests.read_avspeech(world / "avspeech.csv", world / "videos", SPEAKER_PATTERN)
     prepare(segments, root / "data", PrepareSettings(shard_size=4, val=0.25, test=0.25, split_seed=3),
             progress=False, synthetic=True)
     return root / "data"
@@ -203,7 +203,7 @@ def decoder_run(prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 def tiny_model(prepared: Path, decoder_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model folder (speech2face.json + voice/ + decoder/) from a few training steps: real files, real
     networks, meaningless faces."""
-    from speech2face.pipeline import ModelCard, package_run
+    from speech2face.model_folder import ModelCard, package_run
     from speech2face.train import VoiceTraining, train_voice
 
     root = tmp_path_factory.mktemp("tiny_model")

@@ -16,7 +16,7 @@ from speech2face.evaluate import (
     measure_correlations,
     retrieval,
 )
-from speech2face.report import load_labels
+from speech2face.evaluate.labels import load_labels
 
 
 def brute_force(pred: np.ndarray, true: np.ndarray, k: int, metric: str, pools: list[np.ndarray]) -> float:

@@ -20,7 +20,7 @@ import speech2face as s2f
 from speech2face.cli import main
 from speech2face.data import PrepareSettings, manifests, prepare, read_shard, split_of
 from speech2face.data.prepare import windows
-from speech2face.synth import WorldSettings, make_world
+from speech2face.synth import SPEAKER_PATTERN, WorldSettings, make_world
 from speech2face.synth.attributes import sample_identity
 from speech2face.synth.portraits import frame_transforms, load_bases, render_frames, render_identity
 from speech2face.synth.speech import VoiceBank, clip_text
@@ -65,7 +65,7 @@ def synth_clip(path: Path, seconds_of_text: int, index: int = 0, frame_hook=None
 
 
 def test_a_synthetic_world_becomes_shards_split_by_speaker(world: Path, tmp_path: Path) -> None:
-    segments = manifests.read_avspeech(world / "avspeech.csv", world / "videos", r"^(.+)_\d+$")
+    segments = manifests.read_avspeech(world / "avspeech.csv", world / "videos", SPEAKER_PATTERN)
     summary = prepare(segments, tmp_path / "out", SETTINGS, progress=False)
     assert summary["segments_ok"] == summary["samples"] == 8 and summary["failed"] == {}
     samples = samples_of(tmp_path / "out")
@@ -198,7 +198,7 @@ def test_other_layouts(world: Path, tmp_path: Path) -> None:
 
 
 def test_nodes_split_the_work_without_overlap_and_reruns_skip(world: Path, tmp_path: Path) -> None:
-    segments = manifests.read_avspeech(world / "avspeech.csv", world / "videos", r"^(.+)_\d+$")
+    segments = manifests.read_avspeech(world / "avspeech.csv", world / "videos", SPEAKER_PATTERN)
     prepare(segments, tmp_path / "one", SETTINGS, progress=False)
     for node in (0, 1):
         prepare(segments, tmp_path / "two", SETTINGS, shard_id=node, num_shards=2, progress=False)

@@ -34,8 +34,8 @@ def test_each_loss_term_against_a_hand_computation() -> None:
         classifier.weight.copy_(torch.from_numpy(c).float())
     as_tensor = lambda x: torch.from_numpy(x).float()  # noqa: E731
     with torch.no_grad():  # values only here; gradients are tested by the training tests
-        losses = voice_losses(as_tensor(predicted), as_tensor(true), first, classifier, l1=0.025, l2=200,
-                              temperature=2.0)
+        losses = voice_losses(as_tensor(predicted), as_tensor(true), first, classifier, norm_weight=0.025,
+                              distill_weight=200, temperature=2.0)
 
     decoder_term = np.abs((true @ w.T + b) - (predicted @ w.T + b)).sum(axis=1).mean()
     unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
@@ -73,7 +73,7 @@ def test_a_tiny_batch_overfits() -> None:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        history.append(float(loss))
+        history.append(float(loss.detach()))
     assert history[-1] < 0.1 * history[0], (history[0], history[-1])
 
 

@@ -9,10 +9,13 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .model_folder import DEMO_MODEL_DIR, EVAL_FILE, ModelCard, package_run
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +40,8 @@ def run_demo(out: str | Path, quick: bool = True, seed: int = 0, strength: float
     """Run every stage into `out` (resumable stage by stage); returns the evaluation metrics.
     `size` overrides the quick / full presets (tests use a tiny one)."""
     from .data import PrepareSettings, manifests, prepare
-    from .report import evaluate_model
-    from .synth import WorldSettings, make_world
+    from .evaluate.protocol import evaluate_model
+    from .synth import SPEAKER_PATTERN, WorldSettings, make_world
     from .train import DecoderTraining, VoiceTraining, train_decoder, train_voice
 
     size = size or (QUICK if quick else FULL)
@@ -60,15 +63,15 @@ def run_demo(out: str | Path, quick: bool = True, seed: int = 0, strength: float
                                                     face_noise=DEMO_FACE_NOISE),
                        workers=workers, progress=progress)
     stage("prepare")
-    segments = manifests.read_avspeech(world / "avspeech.csv", world / "videos", r"^(.+)_\d+$")
+    segments = manifests.read_avspeech(world / "avspeech.csv", world / "videos", SPEAKER_PATTERN)
     prepare(segments, out / "data", PrepareSettings(val=0.15, test=0.15), workers=workers, progress=progress,
             synthetic=True)
     stage("train-decoder")
-    if not (out / "decoder" / "eval.json").is_file():
+    if not (out / "decoder" / EVAL_FILE).is_file():
         train_decoder(out / "data", out / "decoder", DecoderTraining(steps=size.decoder_steps, eval_every=10**9,
                                                                       seed=seed), resume=True, progress=progress)
     stage("train")
-    if not (out / "voice" / "eval.json").is_file():
+    if not (out / "voice" / EVAL_FILE).is_file():
         train_voice(out / "data", out / "decoder", out / "voice",
                     VoiceTraining(steps=size.voice_steps, distill="none", eval_every=max(100, size.voice_steps // 3),
                                   seed=seed), resume=True, progress=progress)
@@ -84,8 +87,6 @@ def run_demo(out: str | Path, quick: bool = True, seed: int = 0, strength: float
 
 def package_demo(out: Path, metrics: dict[str, Any], seed: int, strength: float) -> Path:
     """`out/model`: the demo's voice encoder and decoder as one model folder (`Speech2Face.from_pretrained`)."""
-    from .pipeline import ModelCard, package_run
-
     cos = metrics["retrieval"]["cos"]
     card = ModelCard(
         name="demo" if strength == 1.0 else f"demo-strength-{strength:g}", synthetic=True,
@@ -95,4 +96,15 @@ def package_demo(out: Path, metrics: dict[str, Any], seed: int, strength: float)
         evaluation={"speakers": metrics["protocol"]["speakers"], "pool": cos["pool"], "R@1": cos["R@1"],
                     "chance_R@1": cos["chance_R@1"], "R@5": cos["R@5"], "chance_R@5": cos["chance_R@5"],
                     "matching_1_of_2": metrics["matching_1_of_2"]["any"]["accuracy"]})
-    return package_run(out / "voice", out / "model", card)
+    return package_run(out / "voice", out / DEMO_MODEL_DIR, card)
+
+
+def build_model(target: Path, progress: bool = True, size: DemoSize | None = None) -> Path:
+    """The registry's builder of `demo`: train it (`s2f demo --quick`) and keep its model folder as `target`."""
+    work = target.with_name(target.name + ".build")
+    print(f"[models] building the demo model once: s2f demo --quick --out {work} (about 8 minutes on 2 CPU cores)",
+          flush=True)
+    run_demo(work, quick=True, progress=progress, size=size)
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(work / DEMO_MODEL_DIR, target)
+    return target

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
+from .evaluate.metrics import unit_rows
 
 
 @dataclass
@@ -31,11 +32,10 @@ class Gallery:
         paths = shard_paths(data, splits)
         if not paths:
             raise DataError(f"{data}: no shards for a gallery")
-        samples = list(samples_per_speaker(paths, limit=limit))
+        samples = [sample for _, sample in samples_per_speaker(paths, limit=limit)]
         if not samples:
             raise DataError(f"{data}: no readable samples for a gallery")
-        matrix = np.stack([sample["feature"] for sample in samples]).astype(np.float32)
-        matrix /= np.linalg.norm(matrix, axis=1, keepdims=True).clip(1e-12)
+        matrix = unit_rows(np.stack([sample["feature"] for sample in samples]).astype(np.float32))
         faces = np.stack([cv2.resize(sample["face"], (face_size, face_size), interpolation=cv2.INTER_AREA)
                           for sample in samples])
         return cls(matrix, faces, [sample["meta"]["speaker"] for sample in samples],

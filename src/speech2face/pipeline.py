@@ -7,26 +7,24 @@
 The way through: load_audio -> speech check -> 6 s windows -> spectrogram -> voice encoder -> one feature
 -> face decoder -> image + landmarks.
 
-Windows: a recording up to 6 s is repeated to 6 s (SPEC 3). A longer one is read as WINDOWS_MAX 6 s
+Windows: a recording up to 6 s is repeated to 6 s (the paper's input length). A longer one is read as WINDOWS_MAX 6 s
 windows at most, spread evenly from its start to its end (consecutive windows overlap only when the
 recording is shorter than WINDOWS_MAX x 6 s); windows without speech are dropped, and the features of the
 others are averaged (their mean, before the decoder). Silence or noise -> AudioError, never a face.
 
-A model folder (`save_pretrained`) holds `speech2face.json` (the model card: name, whether it was trained on
-synthetic data, its evaluation), `voice/` and `decoder/` (each config.json + model.safetensors).
-`from_pretrained` also takes a `s2f train` run folder (its decoder named in training.json) or a `s2f demo`
-output folder.
+A model folder (`save_pretrained`; its format: `model_folder.py`) holds `speech2face.json` (the model
+card: name, whether it was trained on synthetic data, its evaluation), `voice/` and `decoder/` (each
+config.json + model.safetensors). `from_pretrained` also takes a `s2f train` run folder (its decoder named
+in training.json) or a `s2f demo` output folder.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import os
-import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,31 +33,15 @@ import torch
 
 from . import audio
 from .activity import speech_activity
+from .devices import pick_device
 from .errors import AudioError, ModelError
-from .files import PREPARE_HEADER, read_header, write_json
+from .images import to_uint8
+from .model_folder import DECODER_DIR, VOICE_DIR, ModelCard, locate
+from .models.voice_encoder import encode_waves
 
-CARD_FILE = "speech2face.json"
 WINDOWS_MAX = 8
 MIN_WINDOW_VOICED_SECONDS = 0.5  # a 6 s window with less speech than this is skipped
 AudioInput = str | os.PathLike | bytes | np.ndarray
-
-
-@dataclass
-class ModelCard:
-    """What a model is; shown wherever the model is (CLI, web page, JSON outputs)."""
-
-    name: str
-    synthetic: bool
-    description: str = ""
-    face_encoder: str = ""  # the face network whose feature space the voice encoder predicts
-    evaluation: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        """One line for people: the name, and the synthetic warning where it applies."""
-        warning = " — SYNTHETIC: trained on the synthetic world; says nothing about real people" \
-            if self.synthetic else ""
-        return f"{self.name}{warning}"
 
 
 @dataclass
@@ -83,8 +65,7 @@ class Speech2Face:
 
     def __init__(self, voice: torch.nn.Module, decoder: torch.nn.Module, card: ModelCard,
                  device: str | torch.device | None = None) -> None:
-        self.device = torch.device(device) if device is not None else \
-            torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = pick_device(device)
         self.voice, self.decoder = voice.to(self.device).eval(), decoder.to(self.device).eval()
         self.card = card
 
@@ -101,15 +82,15 @@ class Speech2Face:
             from .registry import resolve
 
             path = resolve(str(name_or_path), progress=progress)
-        voice_dir, decoder_dir, card = _locate(path)
+        voice_dir, decoder_dir, card = locate(path)
         return cls(VoiceEncoder.from_pretrained(voice_dir), FaceDecoder.from_pretrained(decoder_dir), card, device)
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """`speech2face.json` + `voice/` + `decoder/`; what `from_pretrained` and the registry read."""
         directory = Path(directory)
-        self.voice.save_pretrained(directory / "voice")
-        self.decoder.save_pretrained(directory / "decoder")
-        write_json(directory / CARD_FILE, {"format_version": 1, **self.card.__dict__})
+        self.voice.save_pretrained(directory / VOICE_DIR)
+        self.decoder.save_pretrained(directory / DECODER_DIR)
+        self.card.write(directory)
         return directory
 
     def clips(self, source: AudioInput) -> tuple[np.ndarray, float]:
@@ -133,13 +114,11 @@ class Speech2Face:
         speaking = [w for w in windows if speech_activity(w).voiced_seconds >= MIN_WINDOW_VOICED_SECONDS]
         return np.stack(speaking or windows), activity.voiced_seconds  # all quiet windows: keep them all
 
-    @torch.no_grad()
     def features(self, clips: Sequence[np.ndarray], batch: int = 16) -> np.ndarray:
         """Per recording (its windows (W, 96000)) -> the mean of its windows' features; (N, D)."""
-        flat = torch.from_numpy(np.concatenate(clips)).to(self.device)
-        out = torch.cat([self.voice(audio.spectrogram(chunk)).float() for chunk in flat.split(batch)])
+        out = encode_waves(self.voice, torch.from_numpy(np.concatenate(clips)), batch)
         bounds = np.cumsum([0, *(len(c) for c in clips)])
-        return torch.stack([out[a:b].mean(0) for a, b in itertools.pairwise(bounds)]).cpu().numpy()
+        return torch.stack([out[a:b].mean(0) for a, b in itertools.pairwise(bounds)]).numpy()
 
     @torch.no_grad()
     def draw(self, features: np.ndarray) -> list[tuple[Any, np.ndarray]]:
@@ -147,7 +126,7 @@ class Speech2Face:
         from PIL import Image
 
         decoded = self.decoder(torch.from_numpy(np.asarray(features, np.float32)).to(self.device))
-        images = (decoded.image.clamp(0, 1).permute(0, 2, 3, 1) * 255).round().byte().cpu().numpy()
+        images = to_uint8(decoded.image)
         size = np.array(images.shape[2:0:-1], np.float32)  # (W, H)
         return [(Image.fromarray(img), points * size) for img, points in zip(images, decoded.landmarks.cpu().numpy(),
                                                                               strict=True)]
@@ -173,47 +152,62 @@ class Speech2Face:
                                                                       strict=True)]
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ModelError(f"{path}: unreadable ({error})") from error
+@dataclass
+class BatchResult:
+    """What `predict_files` did: per written input its files; per failed input its error (one line)."""
+
+    written: list[dict[str, Any]]
+    failed: list[tuple[str, str]]
 
 
-def _locate(path: Path) -> tuple[Path, Path, ModelCard]:
-    """(voice folder, decoder folder, card) of a model folder, a training run or a demo output."""
-    if (path / CARD_FILE).is_file():
-        card = _read_json(path / CARD_FILE)
-        card.pop("format_version", None)
-        try:
-            return path / "voice", path / "decoder", ModelCard(**card)
-        except TypeError as error:
-            raise ModelError(f"{path / CARD_FILE}: not a model card ({error})") from error
-    if (path / "model" / CARD_FILE).is_file():  # a demo output folder
-        return _locate(path / "model")
-    if (path / "training.json").is_file() and (path / "model.safetensors").is_file():  # a s2f train run
-        training = _read_json(path / "training.json")
-        decoder = Path(training.get("decoder", ""))
-        if not (decoder / "model.safetensors").is_file():
-            raise ModelError(f"{path}: its decoder {decoder} is gone; pass a model folder instead")
-        prepared = read_header(training["data"], PREPARE_HEADER) if "data" in training else {}
-        return path, decoder, ModelCard(name=path.name, synthetic=bool(prepared.get("synthetic", False)),
-                                        description=f"voice encoder run {path}",
-                                        face_encoder=prepared.get("settings", {}).get("encoder", ""))
-    raise ModelError(f"{path}: not a speech2face model (no {CARD_FILE}, no training run)")
+def predict_files(model: Speech2Face, sources: Sequence[str | os.PathLike], out: str | os.PathLike, *,
+                  batch_size: int = 16, gallery: Any = None, nearest: int = 5, progress: bool = False,
+                  on_error: Any = None) -> BatchResult:
+    """Draw a face for each file into `out`: NAME.png and NAME.json (input, model, synthetic, windows, voiced
+    seconds, feature, landmarks; with a `gallery.Gallery` also NAME.nearest.png and the nearest speakers).
+    NAME is the file's stem, made unique. A bad input is recorded (and passed to `on_error(source, message)`)
+    and the others are still drawn; every file is written atomically."""
+    from tqdm import tqdm
 
+    from .errors import Speech2FaceError
+    from .files import atomic_write, write_json
 
-def package_run(voice_run: str | os.PathLike, out: str | os.PathLike, card: ModelCard) -> Path:
-    """Copy a `s2f train` run and its decoder into a self-contained model folder `out` with `card`."""
-    voice_dir, decoder_dir, _ = _locate(Path(voice_run))
     out = Path(out)
-    staging = out.with_name(out.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    for source, name in ((voice_dir, "voice"), (decoder_dir, "decoder")):
-        (staging / name).mkdir(parents=True)
-        for file in ("config.json", "model.safetensors"):
-            shutil.copy2(source / file, staging / name / file)
-    write_json(staging / CARD_FILE, {"format_version": 1, **card.__dict__})
-    shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out)
-    return out
+    out.mkdir(parents=True, exist_ok=True)
+    result = BatchResult([], [])
+    ready = []
+    for source in tqdm(sources, desc="read", unit="file", disable=not progress or len(sources) < 2):
+        try:
+            ready.append((source, *model.clips(source)))
+        except Speech2FaceError as error:  # a batch job records the bad item and goes on
+            result.failed.append((str(source), str(error)))
+            if on_error is not None:
+                on_error(str(source), str(error))
+    names: set[str] = set()
+    for start in range(0, len(ready), batch_size):
+        chunk = ready[start:start + batch_size]
+        predictions = model.predict_clips([c for _, c, _ in chunk], [v for _, _, v in chunk])
+        for (source, _, _), prediction in zip(chunk, predictions, strict=True):
+            stem = Path(source).stem or "input"
+            name = stem if stem not in names else f"{stem}-{len(names)}"
+            names.add(name)
+            atomic_write(out / f"{name}.png", lambda temp, image=prediction.image: image.save(temp, format="PNG"))
+            record = {"input": str(source), "image": f"{name}.png", "synthetic": model.card.synthetic,
+                      **prediction.to_json()}
+            if gallery is not None:
+                record["nearest"] = _write_nearest(gallery, prediction.feature, nearest, out / f"{name}.nearest.png")
+            write_json(out / f"{name}.json", record)
+            result.written.append({"input": str(source), "image": out / f"{name}.png", "prediction": prediction})
+    return result
+
+
+def _write_nearest(gallery: Any, feature: np.ndarray, count: int, path: Path) -> list[dict[str, Any]]:
+    """The `count` gallery faces nearest to `feature` as one strip image at `path`; their speakers."""
+    from PIL import Image
+
+    from .files import atomic_write
+
+    found = gallery.nearest(feature, count)
+    strip = Image.fromarray(gallery.strip([i for i, _ in found]))
+    atomic_write(path, lambda temp: strip.save(temp, format="PNG"))
+    return [{"speaker": gallery.speakers[i], "key": gallery.keys[i], "cosine": round(c, 4)} for i, c in found]

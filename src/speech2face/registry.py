@@ -21,6 +21,7 @@ safely (no absolute paths, links or `..`). Cached models load offline.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -31,13 +32,9 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .errors import ModelError
-from .pipeline import CARD_FILE
-
-if TYPE_CHECKING:
-    from .demo import DemoSize
+from .model_folder import CARD_FILE
 
 
 @dataclass(frozen=True)
@@ -47,7 +44,7 @@ class Entry:
     synthetic: bool
     url: str | None = None
     sha256: str | None = None
-    build: str | None = None  # "demo": made by `s2f demo --quick` on first use
+    build: str | None = None  # "module:function(target, progress) -> folder" that makes it on first use
 
     @property
     def folder_name(self) -> str:
@@ -56,7 +53,7 @@ class Entry:
 
 BUILTIN = (
     Entry("demo", "small model trained by `s2f demo --quick` on the synthetic world (built on first use, ~8 min "
-                  "on 2 CPU cores)", synthetic=True, build="demo"),
+                  "on 2 CPU cores)", synthetic=True, build="speech2face.demo:build_model"),
 )
 
 
@@ -109,8 +106,9 @@ def resolve(name: str, progress: bool = True) -> Path:
         return cached
     target = cache_dir() / entry.folder_name
     target.parent.mkdir(parents=True, exist_ok=True)
-    if entry.build == "demo":
-        return build_demo(target, progress=progress)
+    if entry.build is not None:  # by name: the registry imports nothing of what builds models
+        module, function = entry.build.split(":")
+        return getattr(importlib.import_module(module), function)(target, progress=progress)
     assert entry.url is not None and entry.sha256 is not None  # entries() guarantees both
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".download-") as temp:
         archive = Path(temp) / "model.tar"
@@ -126,19 +124,6 @@ def resolve(name: str, progress: bool = True) -> Path:
             raise ModelError(f"{name}: the archive holds no {CARD_FILE}: not a speech2face model")
         shutil.rmtree(target, ignore_errors=True)
         folder.rename(target)
-    return target
-
-
-def build_demo(target: Path, progress: bool = True, size: DemoSize | None = None) -> Path:
-    """Train the demo model (`s2f demo --quick`) and keep its model folder as `target`."""
-    from .demo import run_demo
-
-    work = target.with_name(target.name + ".build")
-    print(f"[models] building the demo model once: s2f demo --quick --out {work} (about 8 minutes on 2 CPU cores)",
-          flush=True)
-    run_demo(work, quick=True, progress=progress, size=size)
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(work / "model", target)
     return target
 
 

@@ -27,11 +27,12 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 MAX_UPLOAD_MB = 20
 MAX_SECONDS = 60.0
+CONCURRENCY = 2  # requests computed at once; the rest queue
 REMEMBERED_ANSWERS = 64
 Answer = tuple[str, dict[str, Any]]  # HTML with the face (and nearest faces) inline, details
 
 
-def build_app(model: Any, gallery: Any = None, max_seconds: float = MAX_SECONDS, concurrency: int = 2,
+def build_app(model: Any, gallery: Any = None, max_seconds: float = MAX_SECONDS, concurrency: int = CONCURRENCY,
               upload_dir: Path | None = None) -> Any:
     """The Gradio Blocks of the page; `model` a Speech2Face, `gallery` an optional Gallery."""
     import gradio as gr
@@ -127,7 +128,7 @@ def _forget(path: Path, upload_dir: Path | None) -> None:
 
 
 def serve(model_name: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, gallery_data: str | None = None,
-          max_upload_mb: float = MAX_UPLOAD_MB, max_seconds: float = MAX_SECONDS, concurrency: int = 2,
+          max_upload_mb: float = MAX_UPLOAD_MB, max_seconds: float = MAX_SECONDS, concurrency: int = CONCURRENCY,
           device: str | None = None) -> None:
     """Load the model and serve the page until interrupted."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")

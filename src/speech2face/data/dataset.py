@@ -99,18 +99,20 @@ class ShardStream(IterableDataset):
             epoch += 1
 
 
-def samples_per_speaker(shards: list[Path], per_speaker: int = 1, *, faces: bool = True,
-                        limit: int | None = None) -> Iterator[dict[str, Any]]:
-    """The first `per_speaker` samples of each speaker, in shard order, at most `limit` in all: the
-    evaluation clips, the gallery's faces, the probes' training features."""
+def samples_per_speaker(shards: list[Path], per_speaker: int | None = 1, *, faces: bool = True,
+                        limit: int | None = None, transform: Callable[[dict[str, Any]], Any] = lambda sample: sample,
+                        ) -> Iterator[tuple[str, Any]]:
+    """(speaker, transform(sample)) for the first `per_speaker` samples of each speaker (None: all), in
+    shard order, at most `limit` in all; samples the transform rejects (DataError, ValueError) are skipped:
+    the held-out sets, the evaluation clips, the gallery's faces, the probes' training features."""
     taken: dict[str, int] = {}
     count = 0
-    for sample in ShardStream(shards, lambda s: s, shuffle=False, loop=False, faces=faces):
-        speaker = sample["meta"]["speaker"]
-        if taken.get(speaker, 0) >= per_speaker:
+    for speaker, item in ShardStream(shards, lambda s: (s["meta"]["speaker"], transform(s)), shuffle=False,
+                                     loop=False, faces=faces):
+        if per_speaker is not None and taken.get(speaker, 0) >= per_speaker:
             continue
         taken[speaker] = taken.get(speaker, 0) + 1
-        yield sample
+        yield speaker, item
         count += 1
         if limit is not None and count >= limit:
             return

@@ -175,3 +175,30 @@ def _unique(segments: list[Segment]) -> list[Segment]:
             segment = Segment(**{**segment.__dict__, "key": f"{segment.key}-{count}"})
         out.append(segment)
     return out
+
+
+def read_sources(*, avspeech: str | Path | None = None, videos: str | Path | None = None,
+                 voxceleb2: str | Path | None = None, folder: str | Path | None = None,
+                 pairs: str | Path | None = None, speaker_pattern: str | None = None,
+                 speaker_from: str = "folder") -> tuple[list[Segment], bool]:
+    """The segments of exactly one input (what `s2f prepare` reads), and whether it is a synthetic world
+    (an AVSpeech CSV beside a world.json of `s2f synth`, whose speakers are read from its ytids)."""
+    given = {"--avspeech": avspeech, "--voxceleb2": voxceleb2, "--folder": folder, "--pairs": pairs}
+    if sum(value is not None for value in given.values()) != 1:
+        raise DataError("give exactly one input: --avspeech CSV (with --videos DIR), --voxceleb2 DIR, "
+                        "--folder DIR or --pairs CSV")
+    if avspeech is not None:
+        if videos is None:
+            raise DataError("--avspeech needs --videos DIR, the folder of downloaded videos")
+        from ..synth.world import SPEAKER_PATTERN, WORLD_FILE
+
+        synthetic = (Path(avspeech).parent / WORLD_FILE).is_file()
+        if speaker_pattern is None and synthetic:
+            speaker_pattern = SPEAKER_PATTERN
+        return read_avspeech(avspeech, videos, speaker_pattern), synthetic
+    if voxceleb2 is not None:
+        return read_voxceleb2(voxceleb2), False
+    if folder is not None:
+        return read_folder(folder, speaker_from), False
+    assert pairs is not None  # exactly one input was given
+    return read_pairs(pairs), False

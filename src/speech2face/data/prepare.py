@@ -242,13 +242,13 @@ def failure_record(segment: Segment, reason: str, detail: str, key: str | None =
 # ---------------------------------------------------------------------------------------------------
 # one shard
 
-def shard_paths(out: Path, name: str) -> tuple[Path, Path, Path]:
+def shard_files(out: Path, name: str) -> tuple[Path, Path, Path]:
     folder = out / "shards"
     return folder / f"{name}.tar", folder / f"{name}.failures.jsonl", folder / f"{name}.stats.json"
 
 
 def shard_done(out: Path, name: str) -> bool:
-    tar, _, stats = shard_paths(out, name)
+    tar, _, stats = shard_files(out, name)
     return tar.is_file() and stats.is_file()
 
 
@@ -279,7 +279,7 @@ def process_shard(job: ShardJob, settings: PrepareSettings, out: Path, threads: 
             failures.append(failure_record(segment, failure.reason, failure.detail))
         except Speech2FaceError as error:  # a model or data problem the checks above did not foresee
             failures.append(failure_record(segment, "error", str(error)))
-    tar, failures_path, stats_path = shard_paths(out, job.name)
+    tar, failures_path, stats_path = shard_files(out, job.name)
     write_shard(tar, samples)
     atomic_write(failures_path, lambda t: t.write_text("".join(json.dumps(f) + "\n" for f in failures)))
     stats = {"shard": job.name, "segments": len(job.segments), "segments_ok": ok, "samples": len(samples),
@@ -343,7 +343,7 @@ def prepare(segments: list[Segment], out: str | Path, settings: PrepareSettings 
 
 
 def summarize(out: Path, jobs: list[ShardJob], shard_id: int, wall: float) -> dict:
-    stats = [json.loads(shard_paths(out, job.name)[2].read_text()) for job in jobs if shard_done(out, job.name)]
+    stats = [json.loads(shard_files(out, job.name)[2].read_text()) for job in jobs if shard_done(out, job.name)]
     failed: Counter[str] = Counter()
     for item in stats:
         failed.update(item["failed"])

@@ -19,9 +19,8 @@ from torch import nn
 
 from ..errors import ModelError
 from ..files import atomic_write
+from ..model_folder import CONFIG_FILE, WEIGHTS_FILE
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
 FORMAT_VERSION = 1
 
 ModelT = TypeVar("ModelT", bound="PretrainedModel")

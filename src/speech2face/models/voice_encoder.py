@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..audio import CLIP_FRAMES, N_FREQ
+from ..audio import CLIP_FRAMES, N_FREQ, spectrogram
 from .pretrained import DataclassConfig, PretrainedModel
 
 KERNEL_SIZE = 4
@@ -164,3 +164,17 @@ def count_flops(config: VoiceEncoderConfig, frames: int = CLIP_FRAMES, backward:
             if backward:
                 out.sum().backward()
     return counter.get_total_flops() // 2
+
+
+@torch.no_grad()
+def encode_waves(model: nn.Module, waves: torch.Tensor, batch: int = 16) -> torch.Tensor:
+    """Waves (N, samples) at 16 kHz -> the voice encoder's features (N, D), float32 on the CPU: in eval mode
+    (restored after), batched, the spectrogram computed on the model's device. Every caller that runs a
+    voice encoder on recordings (held-out evaluation, `s2f evaluate`, `Speech2Face`) goes through here."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        return torch.cat([model(spectrogram(chunk.to(device))).float().cpu() for chunk in waves.split(batch)])
+    finally:
+        model.train(was_training)

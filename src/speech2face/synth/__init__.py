@@ -9,7 +9,7 @@ in its pairing and says so (world.json).
 """
 
 from .attributes import ATTRIBUTES, FaceShape, Identity, Look, Voice, sample_identity
-from .world import NOTE, WorldSettings, make_world
+from .world import NOTE, SPEAKER_PATTERN, WORLD_FILE, WorldSettings, make_world
 
-__all__ = ["ATTRIBUTES", "NOTE", "FaceShape", "Identity", "Look", "Voice", "WorldSettings", "make_world",
-           "sample_identity"]
+__all__ = ["ATTRIBUTES", "NOTE", "SPEAKER_PATTERN", "WORLD_FILE", "FaceShape", "Identity", "Look", "Voice",
+           "WorldSettings", "make_world", "sample_identity"]

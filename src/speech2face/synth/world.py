@@ -36,6 +36,8 @@ from .speech import VoiceBank, clip_text
 from .video import FPS, padded_length, write_clip
 
 FORMAT_VERSION = 1
+WORLD_FILE = "world.json"
+SPEAKER_PATTERN = r"^(.+)_\d+$"  # ytid = <speaker_id>_<clip>: the AVSpeech reader's --speaker-pattern for a world
 # espeak-ng lists at most 349 voices per data folder, its stock voices included: one private folder per
 # this many speakers (400 in one folder failed; 200 works)
 VOICES_PER_BANK = 200
@@ -127,7 +129,7 @@ def make_world(out: str | Path, settings: WorldSettings | None = None, *, worker
     header = {"format_version": FORMAT_VERSION, "synthetic": True, "note": NOTE,
               "settings": settings.__dict__, "bases": [b.name for b in bases], "fps": FPS,
               "sample_rate": SAMPLE_RATE}
-    claim_folder(out, "world.json", header, "a synthetic world")
+    claim_folder(out, WORLD_FILE, header, "a synthetic world")
     videos = out / "videos"
     videos.mkdir(parents=True, exist_ok=True)
     identities = [sample_identity(settings.seed, i, settings.strength, len(bases), settings.face_noise)

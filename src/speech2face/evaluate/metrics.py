@@ -2,7 +2,7 @@
 
 `decoder_quality`: how well the face decoder redraws a face from its feature.
 `voice_quality`: predicted vs true face features: cosine, and S2F -> face retrieval R@K.
-`feature_similarity`, `retrieval`: the paper's feature-level protocols (DESIGN.md names).
+`feature_similarity`, `retrieval`, `matching_1_of_2`, `craniofacial`, `demographic_agreement`: the paper's protocols.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .faces.landmarks import LEFT_EYE, RIGHT_EYE
+from ..faces.landmarks import LEFT_EYE, RIGHT_EYE
 
 
 def landmark_error_iod(predicted: np.ndarray, true: np.ndarray) -> np.ndarray:
@@ -22,19 +22,19 @@ def landmark_error_iod(predicted: np.ndarray, true: np.ndarray) -> np.ndarray:
 
 def top1_same_speaker(queries: np.ndarray, gallery: np.ndarray, speakers: np.ndarray) -> tuple[float, float]:
     """R@1 by cosine: how often the nearest gallery item to query i has i's speaker; and its chance."""
-    nearest = (_unit(queries) @ _unit(gallery).T).argmax(axis=1)
+    nearest = (unit_rows(queries) @ unit_rows(gallery).T).argmax(axis=1)
     hits = float(np.mean(speakers[nearest] == speakers))
     _, inverse, counts = np.unique(speakers, return_inverse=True, return_counts=True)
     return hits, float(np.mean(counts[inverse] / len(speakers)))
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def unit_rows(x: np.ndarray) -> np.ndarray:
     """Rows (the last axis) scaled to unit length."""
     return x / np.linalg.norm(x, axis=-1, keepdims=True).clip(1e-12)
 
 
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (_unit(a) * _unit(b)).sum(1)
+    return (unit_rows(a) * unit_rows(b)).sum(1)
 
 
 @torch.no_grad()
@@ -81,7 +81,7 @@ def voice_quality(predicted: np.ndarray, true: np.ndarray) -> dict[str, float]:
 def feature_similarity(predicted: np.ndarray, true: np.ndarray) -> dict[str, float]:
     """Per pair, on unit-normalised features: L1 and L2 distance, cosine and its angle in degrees;
     each as mean and std over the pairs."""
-    p, t = _unit(np.asarray(predicted, np.float64)), _unit(np.asarray(true, np.float64))
+    p, t = unit_rows(np.asarray(predicted, np.float64)), unit_rows(np.asarray(true, np.float64))
     cosine = (p * t).sum(axis=1).clip(-1, 1)
     values = {"l1": np.abs(p - t).sum(axis=1), "l2": np.linalg.norm(p - t, axis=1), "cosine": cosine,
               "angle_deg": np.degrees(np.arccos(cosine))}
@@ -95,7 +95,7 @@ def _scores(queries: np.ndarray, gallery: np.ndarray, metric: str) -> np.ndarray
     """Higher = more similar; (Q, D) x (Q, P, D) -> (Q, P) or (Q, D) x (G, D) -> (Q, G)."""
     pooled = gallery.ndim == 3
     if metric == "cos":
-        q, g = _unit(queries), _unit(gallery)
+        q, g = unit_rows(queries), unit_rows(gallery)
         return np.einsum("qd,qpd->qp", q, g) if pooled else q @ g.T
     if metric not in ("l1", "l2"):
         raise ValueError(f"metric must be cos, l1 or l2, got {metric!r}")
@@ -160,7 +160,7 @@ def matching_1_of_2(pred: np.ndarray, true: np.ndarray, groups: np.ndarray | Non
     its own by cosine. Chance 0.5."""
     rng = np.random.default_rng(seed)
     count = len(pred)
-    p, t = _unit(np.asarray(pred, np.float64)), _unit(np.asarray(true, np.float64))
+    p, t = unit_rows(np.asarray(pred, np.float64)), unit_rows(np.asarray(true, np.float64))
     correct, used = [], 0
     for i in range(count):
         candidates = np.flatnonzero(np.arange(count) != i)

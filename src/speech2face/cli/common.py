@@ -1,0 +1,68 @@
+"""What the verbs share: options whose defaults come from the settings dataclasses (stated once, there),
+the training options, and settings built from parsed arguments."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any, TypeVar
+
+EXIT_USER_ERROR = 2
+SettingsT = TypeVar("SettingsT")
+
+
+def default_of(settings: type, field: str) -> Any:
+    """The default of one field of a settings dataclass."""
+    for item in dataclasses.fields(settings):
+        if item.name == field:
+            return item.default
+    raise KeyError(f"{settings.__name__} has no field {field!r}")
+
+
+def _shown(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def setting(parser: argparse.ArgumentParser, flag: str, settings: type, help: str, *, field: str | None = None,
+            **options: Any) -> None:
+    """`flag`, stored as the settings field of the same name (or `field`), defaulting to that field's default;
+    the help ends with the default."""
+    field = field or flag.lstrip("-").replace("-", "_")
+    default = default_of(settings, field)
+    if "choices" not in options:
+        options.setdefault("metavar", flag.lstrip("-").replace("-", "_").upper())
+        if default is not None:
+            options.setdefault("type", type(default))
+    parser.add_argument(flag, dest=field, default=default, help=f"{help} (default {_shown(default)})", **options)
+
+
+def settings_from(args: argparse.Namespace, settings: type[SettingsT], **overrides: Any) -> SettingsT:
+    """A settings dataclass from the parsed arguments named like its fields (the rest keep their defaults)."""
+    values = {item.name: getattr(args, item.name) for item in dataclasses.fields(settings)  # type: ignore[arg-type]
+              if hasattr(args, item.name)}
+    return settings(**values | overrides)
+
+
+def add_quiet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def add_training_options(parser: argparse.ArgumentParser, settings: type, batch_help: str, eval_help: str) -> None:
+    """The options every training verb shares: data, run folder, schedule, checkpoints, device, resume."""
+    parser.add_argument("--data", required=True, help="a folder made by s2f prepare")
+    parser.add_argument("--out", required=True, help="run folder")
+    setting(parser, "--config", settings, "network size: small (64 px decoder, CPU-sized encoder) or paper",
+            choices=("small", "paper"))
+    setting(parser, "--steps", settings, "optimiser steps")
+    setting(parser, "--batch-size", settings, batch_help)
+    setting(parser, "--lr", settings, "Adam learning rate")
+    setting(parser, "--eval-every", settings, eval_help)
+    setting(parser, "--checkpoint-every", settings, "checkpoint every N steps")
+    setting(parser, "--log-every", settings, "log the losses to metrics.jsonl every N steps")
+    setting(parser, "--shuffle-buffer", settings, "samples in the shuffle buffer (0: none, and N processes see "
+                                                  "exactly the batches of one)")
+    setting(parser, "--seed", settings, "random seed")
+    setting(parser, "--workers", settings, "data loader processes per training process (0: in the process)")
+    setting(parser, "--device", settings, "auto (CUDA if present), cpu, cuda, cuda:1 ...")
+    parser.add_argument("--resume", action="store_true", help="continue the run in OUT from its last checkpoint")
+    add_quiet(parser)

@@ -1,0 +1,139 @@
+"""Verbs that make data: `s2f synth`, `s2f prepare`, `s2f download`."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from ..data.download import DownloadSettings
+from ..data.prepare import PrepareSettings
+from ..synth.world import WorldSettings
+from .common import add_quiet, setting, settings_from
+
+
+def synth(args: argparse.Namespace) -> int:
+    from ..synth import make_world
+
+    settings = settings_from(args, WorldSettings)
+    start = time.perf_counter()
+    out = make_world(args.out, settings, workers=args.workers, portraits=[Path(p) for p in args.portrait],
+                     progress=not args.quiet)
+    clips = settings.identities * settings.clips
+    print(f"{out}: {settings.identities} identities x {settings.clips} clips = {clips} videos "
+          f"in {time.perf_counter() - start:.1f} s (avspeech.csv, clips.csv, attributes.csv, world.json); "
+          "SYNTHETIC data")
+    return 0
+
+
+def register_synth(verbs: argparse._SubParsersAction) -> None:
+    parser = verbs.add_parser(
+        "synth", help="generate a synthetic talking-face world (test data, demo)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Generate N identities whose faces (warped public-domain portraits) and voices (espeak-ng)\n"
+                    "share hidden attributes, K talking-face mp4 clips each, as an AVSpeech-style dataset:\n"
+                    "  OUT/videos/<speaker>_<clip>.mp4, OUT/avspeech.csv (ytid,start,end,x,y),\n"
+                    "  OUT/clips.csv, OUT/attributes.csv (ground truth), OUT/world.json.\n"
+                    "The same seed gives the same world. A rerun into the same OUT finishes an interrupted run.",
+        epilog="example: s2f synth --out world --identities 100 --clips 4 --seed 0")
+    parser.add_argument("--out", required=True, help="output folder (new, empty, or an interrupted world)")
+    setting(parser, "--identities", WorldSettings, "number of identities")
+    setting(parser, "--clips", WorldSettings, "clips per identity")
+    setting(parser, "--seed", WorldSettings, "random seed")
+    setting(parser, "--strength", WorldSettings, "how strongly the voice follows the face's attributes: 1 = fully, "
+                                                 "0 = independent (a control where nothing can be learned)")
+    setting(parser, "--size", WorldSettings, "video frame size in pixels", field="frame_size")
+    setting(parser, "--face-noise", WorldSettings, "scale of the face variation no attribute explains (shape noise, "
+                                                   "skin tone, light); lower = easier to learn (s2f demo uses 0.25)")
+    parser.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
+    parser.add_argument("--portrait", action="append", default=[], metavar="IMAGE",
+                        help="an extra base portrait (one face, public domain or yours); repeatable")
+    add_quiet(parser)
+    parser.set_defaults(handler=synth)
+
+
+def prepare(args: argparse.Namespace) -> int:
+    from ..data import manifests
+    from ..data.prepare import prepare
+
+    segments, synthetic = manifests.read_sources(
+        avspeech=args.avspeech, videos=args.videos, voxceleb2=args.voxceleb2, folder=args.folder, pairs=args.pairs,
+        speaker_pattern=args.speaker_pattern, speaker_from=args.speaker_from)
+    summary = prepare(segments, args.out, settings_from(args, PrepareSettings), workers=args.workers,
+                      shard_id=args.shard_id, num_shards=args.num_shards, progress=not args.quiet,
+                      synthetic=synthetic)
+    failed = ", ".join(f"{reason} {count}" for reason, count in summary["failed"].items()) or "none"
+    rate = summary["speech_seconds_per_cpu_second"]
+    print(f"{args.out}: node {args.shard_id}/{args.num_shards}: {summary['segments_ok']} of {summary['segments']} "
+          f"segments ok -> {summary['samples']} samples, {summary['speech_hours'] * 60:.1f} min of speech in "
+          f"{summary['shards']} shards; failed: {failed}"
+          + (f"; {rate:.1f} s of speech per CPU second" if rate else ""))
+    return 0
+
+
+def register_prepare(verbs: argparse._SubParsersAction) -> None:
+    parser = verbs.add_parser(
+        "prepare", help="talking-face videos -> training shards (resumable)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Turn videos into webdataset shards of (6 s speech, aligned face, 68 landmarks, face feature,\n"
+                    "metadata), split train/val/test by speaker. Inputs, one of:\n"
+                    "  --avspeech CSV --videos DIR   AVSpeech rows ytid,start,end,x,y + videos named <ytid>.*\n"
+                    "  --voxceleb2 DIR               DIR/<speaker>/<video>/<clip>.mp4\n"
+                    "  --folder DIR                  any videos; speaker from --speaker-from\n"
+                    "  --pairs CSV                   rows audio,image,speaker (already cut data)\n"
+                    "Segments over 6 s become 6 s windows. Bad items go to OUT/failures.jsonl with a reason.\n"
+                    "Rerun the same command after a crash or kill: finished shards are kept, the rest redone.\n"
+                    "Several machines: give each --shard-id i --num-shards n (same OUT or not); no overlap.",
+        epilog="example: s2f prepare --avspeech world/avspeech.csv --videos world/videos --out shards --workers 2")
+    parser.add_argument("--avspeech", metavar="CSV", help="an AVSpeech CSV (ytid,start,end,x,y, no header)")
+    parser.add_argument("--videos", metavar="DIR", help="folder of the AVSpeech videos, named <ytid>.<any container>")
+    parser.add_argument("--voxceleb2", metavar="DIR", help="a VoxCeleb2 video folder")
+    parser.add_argument("--folder", metavar="DIR", help="a folder of talking-face videos")
+    parser.add_argument("--pairs", metavar="CSV", help="a CSV of audio,image,speaker")
+    parser.add_argument("--out", required=True, help="output folder (shards/, failures.jsonl, splits.json, summaries)")
+    parser.add_argument("--speaker-pattern", metavar="REGEX",
+                        help="AVSpeech: the speaker is this regex's first group in the ytid (default: the ytid; "
+                             "for a synthetic world the part before '_<clip>')")
+    parser.add_argument("--speaker-from", choices=("folder", "file"), default="folder",
+                        help="--folder: speaker = parent folder name (default) or file name up to '_' or '-'")
+    setting(parser, "--encoder", PrepareSettings, "face encoder for the features: dlib-torch, dlib, vggface "
+                                                  "(needs S2F_VGGFACE_WEIGHTS)")
+    setting(parser, "--detector", PrepareSettings, "face detector (hog: fast; mmod: CNN)", choices=("hog", "mmod"))
+    setting(parser, "--frames", PrepareSettings, "frames sampled per 6 s window")
+    setting(parser, "--shard-size", PrepareSettings, "segments per shard")
+    parser.add_argument("--workers", type=int, default=1, help="processes on this machine (default 1)")
+    parser.add_argument("--shard-id", type=int, default=0, help="this node's index, for multi-node runs (default 0)")
+    parser.add_argument("--num-shards", type=int, default=1, help="number of nodes sharing the manifest (default 1)")
+    setting(parser, "--val", PrepareSettings, "fraction of speakers for validation")
+    setting(parser, "--test", PrepareSettings, "fraction of speakers for test")
+    setting(parser, "--split-seed", PrepareSettings, "seed of the speaker split")
+    setting(parser, "--device", PrepareSettings, "device of the face encoder")
+    add_quiet(parser)
+    parser.set_defaults(handler=prepare)
+
+
+def download(args: argparse.Namespace) -> int:
+    from ..data.download import FAILURES, download
+
+    counts = download(args.avspeech, args.out, settings_from(args, DownloadSettings), progress=not args.quiet)
+    print(f"{args.out}: {counts['downloaded']} downloaded, {counts['skipped']} already there, "
+          f"{counts['failed']} failed" + (f" (see {args.out}/{FAILURES})" if counts["failed"] else ""))
+    return 0
+
+
+def register_download(verbs: argparse._SubParsersAction) -> None:
+    parser = verbs.add_parser(
+        "download", help="fetch the videos of an AVSpeech CSV with yt-dlp (needs internet)",
+        description="Download every video named in an AVSpeech CSV into OUT as <ytid>.<ext>, with yt-dlp "
+                    "(pip install 'speech2face[download]'). Resumable: videos already in OUT are skipped; "
+                    "failures go to OUT/download_failures.jsonl and the run goes on.",
+        epilog="example: s2f download --avspeech avspeech_test.csv --out videos --rate-limit 2M --sleep 2")
+    parser.add_argument("--avspeech", required=True, metavar="CSV", help="an AVSpeech CSV (ytid,start,end,x,y)")
+    parser.add_argument("--out", required=True, help="folder for the videos")
+    setting(parser, "--url-template", DownloadSettings, "URL of a video, with {ytid}")
+    setting(parser, "--rate-limit", DownloadSettings, "bandwidth cap, e.g. 500K or 2M (bytes/s)", metavar="RATE")
+    setting(parser, "--sleep", DownloadSettings, "seconds between videos")
+    setting(parser, "--retries", DownloadSettings, "retries per video")
+    setting(parser, "--max-height", DownloadSettings, "highest video resolution")
+    add_quiet(parser)
+    parser.set_defaults(handler=download)

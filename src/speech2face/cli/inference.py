@@ -1,0 +1,187 @@
+"""Verbs that use models: `s2f predict`, `s2f serve`, `s2f models`, `s2f export`, `s2f info`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .. import serve as web  # constants only: gradio loads when a server starts
+from ..errors import Speech2FaceError
+
+
+def predict(args: argparse.Namespace) -> int:
+    from ..gallery import Gallery
+    from ..pipeline import Speech2Face, predict_files
+
+    model = Speech2Face.from_pretrained(args.model, device=args.device, progress=not args.quiet)
+    print(f"model: {model.card.label}")
+    gallery = Gallery.load(args.gallery) if args.gallery else None
+    result = predict_files(model, args.inputs, args.output, batch_size=args.batch_size, gallery=gallery,
+                           nearest=args.nearest, progress=not args.quiet,
+                           on_error=lambda _, message: print(f"s2f predict: error: {message}", file=sys.stderr))
+    for item in result.written:
+        prediction = item["prediction"]
+        print(f"{item['input']} -> {item['image']} ({prediction.windows} window(s), "
+              f"{prediction.voiced_seconds:.1f} s voiced)")
+    failed = len(result.failed)
+    print(f"{len(result.written)} face(s) in {args.output}" + (f"; {failed} input(s) failed" if failed else ""))
+    return 1 if failed else 0
+
+
+def register_predict(verbs: argparse._SubParsersAction) -> None:
+    parser = verbs.add_parser(
+        "predict", help="draw the face behind each recording: PNG + JSON per input",
+        description="Any audio or video file (wav, mp3, m4a, flac, ogg, mp4, ...) -> a face image (PNG) and a JSON "
+                    "(feature, landmarks, model) in OUTDIR. Up to 6 s: repeated to 6 s; longer: up to 8 windows of "
+                    "6 s spread over the recording, their features averaged. Silence and noise are refused. A bad "
+                    "input gets one line on stderr, the others are still drawn; the exit code is 1 if any failed.",
+        epilog="example: s2f predict voice.wav interview.mp4 --model demo -o faces")
+    parser.add_argument("inputs", nargs="+", metavar="AUDIO", help="audio or video files")
+    parser.add_argument("--model", default="demo", help="a model folder, a training run, or a registered name "
+                                                         "(s2f models; default demo: SYNTHETIC)")
+    parser.add_argument("-o", "--output", default="faces", help="output folder (default faces)")
+    parser.add_argument("--gallery", help="a s2f prepare folder: also write the nearest real faces "
+                                          "(NAME.nearest.png, and their speakers in the JSON)")
+    parser.add_argument("--nearest", type=int, default=5, help="faces per gallery strip (default 5)")
+    parser.add_argument("--batch-size", type=int, default=16, help="recordings per forward pass (default 16)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA if present)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(handler=predict)
+
+
+def serve(args: argparse.Namespace) -> int:
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"s2f serve: warning: listening on {args.host}: anyone who can reach it can use the model",
+              file=sys.stderr)
+    web.serve(args.model, host=args.host, port=args.port, gallery_data=args.gallery, max_upload_mb=args.max_upload_mb,
+              max_seconds=args.max_seconds, concurrency=args.concurrency, device=args.device)
+    return 0
+
+
+def register_serve(verbs: argparse._SubParsersAction) -> None:
+    parser = verbs.add_parser(
+        "serve", help="a web page to upload or record a voice and see the face",
+        description="Serve a Gradio page for a model: upload or record a voice, see the face (and with --gallery the "
+                    "nearest real faces). Binds 127.0.0.1 unless --host says otherwise. Uploads over --max-upload-mb "
+                    "are refused, recordings over --max-seconds and non-audio get a one-line message, and each "
+                    "upload is deleted once answered. Needs the [demo] extra (gradio).",
+        epilog="example: s2f serve --model demo --port 7860")
+    parser.add_argument("--model", default="demo", help="a model folder, a run, or a registered name (default demo)")
+    parser.add_argument("--host", default=web.DEFAULT_HOST,
+                        help=f"address to bind (default {web.DEFAULT_HOST}: this machine only)")
+    parser.add_argument("--port", type=int, default=web.DEFAULT_PORT, help=f"port (default {web.DEFAULT_PORT})")
+    parser.add_argument("--gallery", help="a s2f prepare folder whose faces are shown as the nearest real faces")
+    parser.add_argument("--max-upload-mb", type=float, default=web.MAX_UPLOAD_MB,
+                        help=f"largest upload in MB (default {web.MAX_UPLOAD_MB:g})")
+    parser.add_argument("--max-seconds", type=float, default=web.MAX_SECONDS,
+                        help=f"longest recording in seconds (default {web.MAX_SECONDS:g})")
+    parser.add_argument("--concurrency", type=int, default=web.CONCURRENCY,
+                        help=f"requests computed at once (default {web.CONCURRENCY})")
+    parser.add_argument("--device", help="cpu, cuda ... (default: CUDA if present)")
+    parser.set_defaults(handler=serve)
+
+
+def models(args: argparse.Namespace) -> int:
+    from ..registry import cache_dir, cached_path, entries, user_registry
+
+    for entry in entries().values():
+        where = cached_path(entry)
+        status = f"cached: {where}" if where else ("built on first use" if entry.build else f"from {entry.url}")
+        flag = " [SYNTHETIC]" if entry.synthetic else ""
+        print(f"{entry.name}{flag}\n    {entry.description}\n    {status}")
+    print(f"cache: {cache_dir()}; more entries: {user_registry()}")
+    return 0
+
+
+def register_models(verbs: argparse._SubParsersAction) -> None:
+    parser = verbs.add_parser(
+        "models", help="registered models and where they are cached",
+        description="List the models that --model accepts by name. Built in: demo (trained on the synthetic world "
+                    "by s2f demo --quick on first use). Add your own in the JSON file named at the end of the "
+                    'listing: {"NAME": {"url": "https://.../model.tar.gz", "sha256": "...", "description": "..."}} '
+                    "(make the archive and its sha256 with s2f export --format tar). Downloads are checked against "
+                    "the sha256 and cached; cached models work offline.",
+        epilog="example: s2f models")
+    parser.set_defaults(handler=models)
+
+
+def export(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    if args.format == "onnx":
+        from ..export import export_onnx
+
+        out = export_onnx(args.model, args.out)
+        print(f"{out}: input wave (batch, 96000) float32 16 kHz -> image, landmarks, feature")
+        return 0
+    from ..pipeline import Speech2Face
+    from ..registry import pack
+
+    model = Speech2Face.from_pretrained(args.model, device="cpu")
+    with tempfile.TemporaryDirectory() as temp:
+        digest = pack(model.save_pretrained(Path(temp) / model.card.name), args.out)
+    print(f"{args.out}\nsha256 {digest}\nregistry entry: "
+          + json.dumps({model.card.name: {"url": "URL-OF-" + Path(args.out).name, "sha256": digest,
+                                          "synthetic": model.card.synthetic}}))
+    return 0
+
+
+def register_export(verbs: argparse._SubParsersAction) -> None:
+    parser = verbs.add_parser(
+        "export", help="a model as ONNX, or as a .tar.gz for a model registry",
+        description="--format onnx: one graph from a 6 s 16 kHz wave (batch, 96000) to image, landmarks and "
+                    "feature, checked against onnxruntime in the tests (needs onnx). --format tar: a model folder "
+                    "as .tar.gz with its sha256 and the registry entry to add (see s2f models --help).",
+        epilog="example: s2f export --model demo --format onnx --out demo.onnx")
+    parser.add_argument("--model", required=True, help="a model folder, a run, or a registered name")
+    parser.add_argument("--format", choices=("onnx", "tar"), required=True)
+    parser.add_argument("--out", required=True, help="output file (.onnx or .tar.gz)")
+    parser.set_defaults(handler=export)
+
+
+def info(args: argparse.Namespace) -> int:
+    import torch
+
+    from .. import __version__, audio
+    from ..models.voice_encoder import VoiceEncoder, VoiceEncoderConfig, count_flops
+
+    frames = audio.num_frames(round(args.seconds * audio.SAMPLE_RATE))
+    rows = []
+    for name in args.config:
+        config = VoiceEncoderConfig.named(name)
+        if frames < config.min_frames:
+            raise Speech2FaceError(f"{args.seconds} s is shorter than the {name} encoder's minimum input "
+                                   f"({config.min_frames} frames)")
+        with torch.device("meta"):  # counts without allocating the (large) paper model
+            parameters = VoiceEncoder(config).num_parameters()
+        rows.append({"config": name, "parameters": parameters, "frames": frames,
+                     "forward_flops": count_flops(config, frames),
+                     "train_flops": count_flops(config, frames, backward=True),
+                     "output_dim": config.output_dim})
+    if args.json:
+        print(json.dumps({"version": __version__, "voice_encoders": rows}, indent=2))
+        return 0
+    print(f"speech2face {__version__}")
+    print(f"front end: {audio.SAMPLE_RATE} Hz, window {audio.WIN_LENGTH}, hop {audio.HOP_LENGTH}, "
+          f"FFT {audio.N_FFT} -> {audio.N_FREQ} bins, |x|^{audio.COMPRESSION_POWER} on real and imaginary parts")
+    print(f"input for {args.seconds:g} s: (2, {frames}, {audio.N_FREQ})")
+    print(f"{'voice encoder':<14}{'parameters':>14}{'GFLOPs fwd':>13}{'GFLOPs train':>15}{'output':>8}")
+    for row in rows:
+        print(f"{row['config']:<14}{row['parameters']:>14,}{row['forward_flops'] / 1e9:>13.2f}"
+              f"{row['train_flops'] / 1e9:>15.2f}{row['output_dim']:>8}")
+    print("FLOPs count 2 per multiply-add, per clip; train = forward + backward.")
+    return 0
+
+
+def register_info(verbs: argparse._SubParsersAction) -> None:
+    parser = verbs.add_parser(
+        "info", help="sizes and costs of the models",
+        description="Print the audio front end's settings and, per voice encoder config, its parameters "
+                    "and FLOPs per clip (counted on the meta device: instant, no memory).")
+    parser.add_argument("--config", nargs="+", choices=("paper", "small"), default=["paper", "small"],
+                        help="which voice encoder configs to describe (default: both)")
+    parser.add_argument("--seconds", type=float, default=6.0, help="clip length to cost (default: 6, the paper's)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(handler=info)

@@ -1,0 +1,175 @@
+"""The voice encoder's objective (the paper's loss): voice -> the face feature, through a frozen decoder.
+
+    s2f train --data data/ --decoder runs/decoder --out runs/voice --config small --steps 5000
+
+Batch norms use the global batch statistics under DDP (GlobalBatchNorm), so N processes compute what one
+process would on the same batch. The run keeps the best held-out R@1 in `best/`.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import IterableDataset
+
+from .. import audio, distributed
+from ..data.dataset import ShardStream, shard_paths
+from ..errors import DataError
+from ..evaluate.metrics import voice_quality
+from ..evaluate.protocol import VALIDATION, first_seconds, held_out
+from ..losses import PAPER_DISTILL_WEIGHT, PAPER_NORM_WEIGHT, PAPER_TEMPERATURE, voice_losses
+from ..models.face_decoder import FaceDecoder
+from ..models.voice_encoder import VoiceEncoder, VoiceEncoderConfig, encode_waves
+from .loop import TrainingSettings, run
+
+DISTILL_CHOICES = ("auto", "teacher", "fitted", "none")
+
+
+@dataclass(frozen=True)
+class VoiceTraining(TrainingSettings):
+    steps: int = 10_000
+    batch_size: int = 8  # global, as the paper
+    beta1: float = 0.5
+    adam_eps: float = 1e-4
+    decay_every: int = 10_000  # lr x decay every decay_every steps
+    decay: float = 0.95
+    norm_weight: float = PAPER_NORM_WEIGHT  # the paper's lambda_1 (--l1)
+    distill_weight: float = PAPER_DISTILL_WEIGHT  # the paper's lambda_2 (--l2)
+    temperature: float = PAPER_TEMPERATURE
+    distill: str = "auto"  # teacher (the face network's classifier), fitted (a linear head on the training
+    #                        identities' features), none (no distillation); auto: teacher if it has one, else fitted
+    seconds: float = 6.0
+    eval_clips: int = 512
+
+
+def voice_item(sample: dict[str, Any], seed: int, seconds: float) -> dict[str, np.ndarray]:
+    """A shard sample -> wave (seconds x 16 kHz: a random crop, new each epoch, or the clip repeated)
+    and its face feature. The crop depends only on (seed, key, epoch): every process agrees."""
+    wave = audio.load_audio(sample["audio"])
+    length = round(seconds * audio.SAMPLE_RATE)
+    if len(wave) > length:
+        rng = np.random.default_rng([seed, zlib.crc32(sample["key"].encode()), sample.get("epoch", 0)])
+        start = int(rng.integers(0, len(wave) - length + 1))
+        wave = wave[start:start + length]
+    return {"wave": audio.fit_length(wave, seconds), "feature": sample["feature"].astype(np.float32)}
+
+
+def fitted_classifier(paths: list[Path], seed: int, steps: int = 300) -> torch.nn.Linear:
+    """A linear classifier of the training speakers on their face features: the distillation target
+    when the face network has none (dlib). Fitted with full-batch Adam; frozen afterwards."""
+    features, speakers = [], []
+    for feature, speaker in ShardStream(paths, lambda s: (s["feature"], s["meta"]["speaker"]), shuffle=False,
+                                        loop=False, faces=False):
+        features.append(feature)
+        speakers.append(speaker)
+    names = sorted(set(speakers))
+    x = torch.from_numpy(np.stack(features)).float()
+    y = torch.tensor([names.index(s) for s in speakers])
+    torch.manual_seed(seed)
+    head = torch.nn.Linear(x.shape[1], len(names))
+    optimizer = torch.optim.Adam(head.parameters(), lr=0.05)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        F.cross_entropy(head(x), y).backward()
+        optimizer.step()
+    return head.requires_grad_(False)
+
+
+def teacher_classifier(settings: VoiceTraining, encoder_name: str, paths: list[Path],
+                       device: torch.device) -> tuple[torch.nn.Module | None, str]:
+    """The distillation's f_VGG and what it is."""
+    choice = settings.distill
+    if choice not in DISTILL_CHOICES:
+        raise DataError(f"--distill must be {', '.join(DISTILL_CHOICES)}; got {settings.distill!r}")
+    if choice == "auto":
+        choice = "teacher" if encoder_name == "vggface" else "fitted"
+    if choice == "none" or settings.distill_weight == 0:
+        return None, "none"
+    if choice == "teacher":
+        if encoder_name != "vggface":
+            raise DataError(f"the shards' face encoder ({encoder_name}) has no identity classifier; "
+                            "use --distill fitted or none")
+        from ..faces import get_encoder
+
+        module = get_encoder("vggface", device=device).module
+        return module.fc8, "teacher: VGG-Face fc8"  # type: ignore[union-attr]
+    return fitted_classifier(paths, settings.seed).to(device), "fitted: linear head on training identities"
+
+
+class VoiceTask:
+    """The paper's loss through the frozen decoder's first layer (+ distillation); held-out feature cosine
+    and R@K over the whole held-out set; the best R@1 kept."""
+
+    name, what = "train", "voice encoder"
+
+    def __init__(self, data: str | Path, decoder_dir: str | Path, settings: VoiceTraining,
+                 context: distributed.Context) -> None:
+        self.settings, self.device = settings, context.device
+        self.data, self.decoder_dir = data, decoder_dir
+        self.train_paths = shard_paths(data, "train")
+        if not self.train_paths:
+            raise DataError(f"{data}: no train shards; run s2f prepare first")
+        self.decoder = FaceDecoder.from_pretrained(decoder_dir, map_location=self.device).eval().requires_grad_(False)
+        self.held = held_out(data, lambda s: first_seconds(s, settings.seconds), VALIDATION,
+                             limit=settings.eval_clips, faces=False) if context.main else None
+        first = next(iter(ShardStream(self.train_paths, lambda s: s, shuffle=False, loop=False, faces=False)))
+        feature_dim, encoder_name = int(first["feature"].shape[0]), first["meta"]["encoder"]
+        if feature_dim != self.decoder.config.feature_dim:
+            raise DataError(f"the shards hold {feature_dim}-d features, the decoder reads "
+                            f"{self.decoder.config.feature_dim}")
+        self.classifier, self.distill_kind = teacher_classifier(settings, encoder_name, self.train_paths, self.device)
+        torch.manual_seed(settings.seed)
+        self.model = VoiceEncoder(VoiceEncoderConfig.named(settings.config, feature_dim)).to(self.device)
+
+    def stream(self, rank: int, world_size: int, start_epoch: int) -> IterableDataset:
+        s = self.settings
+        return ShardStream(self.train_paths, lambda sample: voice_item(sample, s.seed, s.seconds),
+                           shuffle=s.shuffle_buffer > 0, buffer=max(1, s.shuffle_buffer), seed=s.seed, rank=rank,
+                           world_size=world_size, start_epoch=start_epoch, interleave=s.shuffle_buffer == 0,
+                           faces=False)
+
+    def optimizer(self) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+        s = self.settings
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=s.lr, betas=(s.beta1, 0.999), eps=s.adam_eps)
+        return optimizer, torch.optim.lr_scheduler.StepLR(optimizer, s.decay_every, s.decay)
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        s = self.settings
+        predicted = model(audio.spectrogram(batch["wave"].to(self.device)))  # the spectrogram on the device
+        return voice_losses(predicted, batch["feature"].to(self.device), self.decoder.first_layer, self.classifier,
+                            norm_weight=s.norm_weight, distill_weight=s.distill_weight, temperature=s.temperature)
+
+    def evaluate(self, step: int) -> dict[str, Any]:
+        assert self.held is not None  # rank 0 only
+        predicted = encode_waves(self.model, self.held["wave"]).numpy()
+        return voice_quality(predicted, self.held["feature"].numpy())
+
+    def score(self, quality: dict[str, Any]) -> float:
+        return quality["R@1"] + 1e-3 * quality["cosine"]
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"classifier": self.classifier.state_dict()} if self.classifier is not None else {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        if self.classifier is not None and "classifier" in state:
+            self.classifier.load_state_dict(state["classifier"])
+
+    def header(self) -> dict[str, Any]:
+        return {"distill": self.distill_kind, "decoder": str(Path(self.decoder_dir).resolve()),
+                "data": str(Path(self.data).resolve())}
+
+
+def train_voice(data: str | Path, decoder_dir: str | Path, out: str | Path, settings: VoiceTraining | None = None,
+                *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train (or continue) the voice encoder; returns the last held-out evaluation. Runs alone or under
+    torchrun (DDP); only rank 0 logs, evaluates and writes."""
+    settings = settings or VoiceTraining()
+    return run(lambda context: VoiceTask(data, decoder_dir, settings, context), settings, out, resume=resume,
+               progress=progress)
