@@ -24,7 +24,8 @@ from speech2face import faces
 from speech2face.data import PrepareSettings, manifests
 from speech2face.data.choose import frame_face
 from speech2face.data.media import encode_flac, read_frames
-from speech2face.data.prepare import ShardJob, _frame_times, _jpeg, make_encoder, process_shard, windows
+from speech2face.data.prepare import ShardJob, make_encoder, process_shard
+from speech2face.data.segment import _frame_times, _jpeg, windows
 from speech2face.data.shards import Sample, write_shard
 from speech2face.synth import SPEAKER_PATTERN, WorldSettings, make_world
 

@@ -75,7 +75,7 @@ def test_silence_noise_and_garbage_are_refused(model: Speech2Face, tmp_path: Pat
 def test_from_pretrained_reads_a_run_a_model_folder_or_refuses(tiny_model: Path, tmp_path: Path) -> None:
     import speech2face as s2f
 
-    assert s2f.Speech2Face is Speech2Face  # the DESIGN.md spelling
+    assert s2f.Speech2Face is Speech2Face  # the documented spelling
     run = Speech2Face.from_pretrained(tiny_model.parent / "voice", device="cpu")  # a `s2f train` run
     assert run.card.synthetic and run.card.face_encoder == "dlib-torch"
     card = json.loads((tiny_model / "speech2face.json").read_text())

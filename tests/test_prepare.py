@@ -19,7 +19,7 @@ import pytest
 import speech2face as s2f
 from speech2face.cli import main
 from speech2face.data import PrepareSettings, manifests, prepare, read_shard, split_of
-from speech2face.data.prepare import windows
+from speech2face.data.segment import windows
 from speech2face.synth import SPEAKER_PATTERN, WorldSettings, make_world
 from speech2face.synth.attributes import sample_identity
 from speech2face.synth.portraits import frame_transforms, load_bases, render_frames, render_identity

@@ -97,18 +97,25 @@ def losses_by_step(run: Path) -> dict[int, float]:
     return {r["step"]: r["loss"] for r in rows if "loss" in r}
 
 
+def training_command(verb: str, prepared: Path, decoder_run: Path) -> list[str]:
+    """The verb's arguments that every loop test shares: both objectives run through the same loop."""
+    specific = ["--decoder", str(decoder_run), "--distill", "none"] if verb == "train" else []
+    return [verb, "--data", str(prepared), "--device", "cpu", "-q", *specific]
+
+
 @pytest.mark.slow
-def test_two_processes_under_torchrun_match_one(prepared: Path, decoder_run: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("verb", "port"), [("train", 29531), ("train-decoder", 29533)])
+def test_two_processes_under_torchrun_match_one(verb: str, port: int, prepared: Path, decoder_run: Path,
+                                                tmp_path: Path) -> None:
     common = ["--steps", "3", "--batch-size", "4", "--shuffle-buffer", "0", "--log-every", "1", "--lr", "1e-5",
-              "--eval-every", "100", "--distill", "none"]
-    base = [sys.executable, "-m", "speech2face", "train", "--data", str(prepared), "--decoder", str(decoder_run),
-            "--device", "cpu", "-q", *common]
-    single = subprocess.run([*base, "--out", str(tmp_path / "one")], capture_output=True, text=True)
+              "--eval-every", "100"]
+    base = training_command(verb, prepared, decoder_run) + common
+    single = subprocess.run([sys.executable, "-m", "speech2face", *base, "--out", str(tmp_path / "one")],
+                            capture_output=True, text=True)
     assert single.returncode == 0, single.stderr
     environment = os.environ | {"OMP_NUM_THREADS": "1"}
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
-                "-m", "speech2face", "train", "--data", str(prepared), "--decoder", str(decoder_run), "--device",
-                "cpu", "-q", *common, "--out", str(tmp_path / "two")]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+                "-m", "speech2face", *base, "--out", str(tmp_path / "two")]
     double = subprocess.run(torchrun, capture_output=True, text=True, env=environment)
     assert double.returncode == 0, double.stderr[-3000:]
     one, two = losses_by_step(tmp_path / "one"), losses_by_step(tmp_path / "two")
@@ -120,6 +127,8 @@ def test_two_processes_under_torchrun_match_one(prepared: Path, decoder_run: Pat
     # losses they move) small, while a wrong gradient average would still show (exact: the test below)
     for step in (2, 3):
         assert two[step] == pytest.approx(one[step], rel=0.01), (step, one, two)
+    training = json.loads((tmp_path / "two" / "training.json").read_text())
+    assert training["world_size"] == 2 and training["batch_size"] == 4
 
 
 @pytest.mark.slow
@@ -141,12 +150,13 @@ def test_ddp_gradients_equal_one_process_on_the_global_batch(tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-def test_sigkill_then_resume_continues_from_the_last_checkpoint(prepared: Path, decoder_run: Path,
-                                                                tmp_path: Path) -> None:
+@pytest.mark.parametrize(("verb", "steps"), [("train", 40), ("train-decoder", 400)])
+def test_sigkill_then_resume_continues_from_the_last_checkpoint(verb: str, steps: int, prepared: Path,
+                                                                decoder_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    args = [sys.executable, "-m", "speech2face", "train", "--data", str(prepared), "--decoder", str(decoder_run),
-            "--out", str(out), "--device", "cpu", "-q", "--steps", "40", "--batch-size", "4", "--log-every", "1",
-            "--checkpoint-every", "4", "--eval-every", "1000"]
+    args = [sys.executable, "-m", "speech2face", *training_command(verb, prepared, decoder_run), "--out", str(out),
+            "--steps", str(steps), "--batch-size", "4", "--log-every", "1", "--checkpoint-every", "4",
+            "--eval-every", "1000"]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while time.time() < deadline and process.poll() is None:
@@ -156,14 +166,36 @@ def test_sigkill_then_resume_continues_from_the_last_checkpoint(prepared: Path, 
     assert process.poll() is None, "the run ended before it could be killed"
     process.send_signal(signal.SIGKILL)
     process.wait()
-    checkpoint = int(torch.load(out / "training_state.pt", weights_only=True)["step"])
+    state = torch.load(out / "training_state.pt", weights_only=True)
+    checkpoint = int(state["step"])
+    assert {"model", "optimizer", "rng", "best", "extras"} <= set(state)  # the same state for every objective
     logged_before = len((out / "metrics.jsonl").read_text().splitlines())
     assert checkpoint % 4 == 0 and checkpoint >= 4
     finished = subprocess.run([*args, "--resume"], capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr[-2000:]
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()][logged_before:]
-    steps = [r["step"] for r in rows if "loss" in r]
-    assert steps[0] == checkpoint + 1 and steps[-1] == 40 and steps == list(range(checkpoint + 1, 41))
+    steps_logged = [r["step"] for r in rows if "loss" in r]
+    assert steps_logged[0] == checkpoint + 1 and steps_logged[-1] == steps
+    assert steps_logged == list(range(checkpoint + 1, steps + 1))
+
+
+def test_resume_restores_the_random_state(prepared: Path, tmp_path: Path) -> None:
+    """A resumed decoder run continues from the checkpoint's random state, whatever the process drew before."""
+    import shutil
+
+    from speech2face.train import DecoderTraining, train_decoder
+
+    settings = DecoderTraining(steps=2, batch_size=4, checkpoint_every=2, eval_every=100, log_every=1)
+    train_decoder(prepared, tmp_path / "run", settings, progress=False)
+    longer = DecoderTraining(steps=3, batch_size=4, eval_every=100, log_every=1)
+    after = []
+    for seed in (1, 2):  # two resumes of the same checkpoint from different prior random states
+        shutil.copytree(tmp_path / "run", tmp_path / f"resumed{seed}")
+        torch.manual_seed(seed)
+        train_decoder(prepared, tmp_path / f"resumed{seed}", longer, resume=True, progress=False)
+        after.append(torch.get_rng_state())
+    assert torch.equal(after[0], after[1])
+    assert losses_by_step(tmp_path / "resumed1")[3] == losses_by_step(tmp_path / "resumed2")[3]
 
 
 def test_cli_errors(prepared: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

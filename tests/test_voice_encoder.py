@@ -33,7 +33,7 @@ def test_paper_config_follows_table_1() -> None:
     assert model.fc1.in_features == 512 * 64 and model.fc1.out_features == 4096
     assert model.fc2.out_features == 4096
     assert 1.5e8 < model.num_parameters() < 1.7e8
-    assert 1e11 < model.flops() < 3e11  # SPEC: on the order of 1e11 per 6 s clip
+    assert 1e11 < model.flops() < 3e11  # the paper's network: on the order of 1e11 per 6 s clip
 
 
 def test_paper_model_runs_on_3_and_6_seconds() -> None:

@@ -9,7 +9,7 @@ from .pipeline import Prediction, Speech2Face
 
 __version__ = "0.1.0"
 
-# `s2f.faces.detect(...)`, `s2f.evaluate.retrieval(...)` (DESIGN.md): submodules load on first use, so
+# `s2f.faces.detect(...)`, `s2f.evaluate.retrieval(...)` (docs/architecture.md): submodules load on first use, so
 # `import speech2face` stays light (no dlib, no OpenCV until a face is needed).
 _SUBMODULES = ("data", "evaluate", "faces", "models", "registry", "synth")
 

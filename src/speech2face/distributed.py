@@ -14,6 +14,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .devices import pick_device
+
 # GlobalBatchNorm needs a differentiable all-reduce; torch's public one warns of a private successor
 warnings.filterwarnings("ignore", message=".*nn.functional.all_reduce is deprecated", category=FutureWarning)
 
@@ -38,9 +40,7 @@ def setup(device: str = "auto") -> Context:
     """This process's place in the job; joins the process group when launched by torchrun."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    chosen = torch.device(device)
+    chosen = pick_device(device)
     if chosen.type == "cuda" and chosen.index is None:
         chosen = torch.device("cuda", local_rank)
         torch.cuda.set_device(chosen)

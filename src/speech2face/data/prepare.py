@@ -7,7 +7,7 @@ unit of work and of resumption: its tar, its failures and its stats appear only 
 rename; the stats last), so a run killed at any moment and started again redoes only unfinished shards,
 and every good segment ends up in exactly one shard.
 
-Segments longer than 6 s are cut into 6 s windows (a last piece shorter than 3 s is dropped), each a
+Segments longer than 6 s are cut into 6 s windows (`segment.py`; a last piece shorter than 3 s is dropped), each a
 sample with a face from its own frames: the voice encoder reads 6 s, and cutting keeps all the speech of
 long segments instead of throwing most of it away. Face choice: see `choose.py`.
 """
@@ -26,23 +26,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
-from ..audio import SAMPLE_RATE, load_audio
-from ..errors import AudioError, DataError, Speech2FaceError
+from ..errors import DataError, Speech2FaceError
 from ..files import PREPARE_HEADER, atomic_write, claim_folder, write_json
-from .choose import FrameFace, frame_face
 from .manifests import Segment
-from .media import encode_flac, media_duration, read_frames
+from .segment import SegmentFailure, failure_record, process_segment
 from .shards import Sample, write_shard
 
 log = logging.getLogger(__name__)
 
-WINDOW_SECONDS = 6.0
-MIN_LAST_WINDOW = 3.0  # a remainder shorter than this is dropped
-MIN_SECONDS = 1.0  # shorter segments are failures
-END_TOLERANCE = 0.5  # a segment may end this far past the file's end (rounding in manifests) and is trimmed
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
 
@@ -68,15 +61,6 @@ class PrepareSettings:
             raise DataError(f"detector must be hog or mmod, got {self.detector!r}")
 
 
-class SegmentFailure(Exception):
-    """A segment (or one of its windows) that cannot become a sample: `reason` is a short tag."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
-
-
 def split_of(speaker: str, val: float, test: float, seed: int = 0) -> str:
     """train / val / test for a speaker: a hash, so every node and every run agrees."""
     digest = hashlib.sha256(f"{seed}:{speaker}".encode()).digest()
@@ -86,19 +70,6 @@ def split_of(speaker: str, val: float, test: float, seed: int = 0) -> str:
 
 def node_of(key: str, num_shards: int) -> int:
     return zlib.crc32(key.encode()) % num_shards
-
-
-def windows(start: float, end: float) -> list[tuple[float, float]]:
-    """[start, end) cut into WINDOW_SECONDS pieces; a short remainder is dropped unless it is all there is."""
-    pieces = []
-    t = start
-    while end - t > 1e-6:
-        piece_end = min(t + WINDOW_SECONDS, end)
-        if pieces and piece_end - t < MIN_LAST_WINDOW:
-            break
-        pieces.append((t, piece_end))
-        t = piece_end
-    return pieces
 
 
 @dataclass(frozen=True)
@@ -119,124 +90,6 @@ def plan(segments: list[Segment], settings: PrepareSettings, shard_id: int = 0, 
             name = f"{split}-{shard_id:03d}-{index // settings.shard_size:05d}"
             jobs.append(ShardJob(name, tuple(part[index:index + settings.shard_size])))
     return jobs
-
-
-# ---------------------------------------------------------------------------------------------------
-# one segment
-
-def _audio(segment: Segment, end: float) -> np.ndarray:
-    try:
-        wave = load_audio(segment.source, offset=segment.start, duration=end - segment.start)
-    except AudioError as error:
-        reason = "no-audio" if "no audio stream" in str(error) else "bad-audio"
-        raise SegmentFailure(reason, str(error)) from error
-    if len(wave) < (end - segment.start - 0.1) * SAMPLE_RATE:
-        raise SegmentFailure("truncated", f"{len(wave) / SAMPLE_RATE:.2f} s of audio where "
-                                          f"{end - segment.start:.2f} s were expected")
-    return wave
-
-
-def _frame_times(start: float, end: float, count: int) -> list[float]:
-    return [start + (i + 0.5) * (end - start) / count for i in range(count)]
-
-
-def _window_faces(segment: Segment, pieces: list[tuple[float, float]], settings: PrepareSettings,
-                  ) -> list[list[FrameFace] | str]:
-    """Per window, its good frame faces, or the reason it has none."""
-    near = (segment.x, segment.y) if segment.x is not None and segment.y is not None else None
-    if segment.image is not None:  # pairs: one photo serves every window
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            photo = np.asarray(Image.open(segment.image).convert("RGB"))
-        except (OSError, UnidentifiedImageError) as error:
-            raise SegmentFailure("bad-image", f"{segment.image}: {error}") from error
-        face = frame_face(photo, 0.0, None, settings.detector)
-        return [[face] if isinstance(face, FrameFace) else face for _ in pieces]
-    times = [t for a, b in pieces for t in _frame_times(a, b, settings.frames)]
-    try:
-        frames = read_frames(segment.source, times)
-    except DataError as error:
-        raise SegmentFailure("bad-video", str(error)) from error
-    if not frames:
-        raise SegmentFailure("bad-video", "no frame could be decoded in the segment")
-    results: list[list[FrameFace] | str] = []
-    for a, b in pieces:
-        inside = [(t, image) for t, image in frames if a - 0.05 <= t < b]
-        found = [frame_face(image, t, near, settings.detector) for t, image in inside]
-        good = [f for f in found if isinstance(f, FrameFace)]
-        reasons = Counter(f for f in found if isinstance(f, str))
-        results.append(good or (reasons.most_common(1)[0][0] if reasons else "no-frames"))
-    return results
-
-
-def process_segment(segment: Segment, settings: PrepareSettings, encoder: Any) -> tuple[list[Sample], list[dict]]:
-    """The samples of one segment (one per usable window) and the failures of its other windows.
-    Raises SegmentFailure when nothing of the segment is usable."""
-    if segment.error is not None:
-        reason, _, detail = segment.error.partition(": ")
-        raise SegmentFailure(reason, detail)
-    if not Path(segment.source).is_file():
-        raise SegmentFailure("missing-file", segment.source)
-    if segment.image is not None and not Path(segment.image).is_file():
-        raise SegmentFailure("missing-file", segment.image)
-    try:
-        duration = media_duration(segment.source)
-    except DataError as error:
-        raise SegmentFailure("bad-video", str(error)) from error
-    end = duration if segment.end is None else segment.end
-    if segment.start >= duration - MIN_SECONDS / 2 or end > duration + END_TOLERANCE:
-        raise SegmentFailure("past-end", f"segment {segment.start:.2f}-{end:.2f} s, file {duration:.2f} s")
-    end = min(end, duration)
-    if end - segment.start < MIN_SECONDS:
-        raise SegmentFailure("too-short", f"{end - segment.start:.2f} s")
-    wave = _audio(segment, end)
-    pieces = windows(segment.start, end)
-    per_window = _window_faces(segment, pieces, settings)
-    good_windows = [(i, f) for i, f in enumerate(per_window) if not isinstance(f, str)]
-    if not good_windows:
-        reason = Counter(f for f in per_window if isinstance(f, str)).most_common(1)[0][0]
-        raise SegmentFailure(str(reason), f"no usable face in {len(pieces)} window(s)")
-    crops = np.stack([face.crop.image for _, found in good_windows for face in found])
-    features = encoder.embed(crops)
-    samples, failures, row = [], [], 0
-    for index, found in enumerate(per_window):
-        a, b = pieces[index]
-        key = segment.key if len(pieces) == 1 else f"{segment.key}-w{index}"
-        if isinstance(found, str):
-            failures.append(failure_record(segment, found, "window without a usable face", key, a, b))
-            continue
-        feature = features[row:row + len(found)].mean(axis=0)
-        row += len(found)
-        best = min(found, key=lambda face: abs(face.yaw))
-        first = round((a - segment.start) * SAMPLE_RATE)
-        audio = wave[first:first + round((b - a) * SAMPLE_RATE)]
-        meta = {"key": key, "speaker": segment.speaker, "source": Path(segment.source).name,
-                "start": round(a, 4), "end": round(b, 4), "segment_start": segment.start,
-                "segment_end": round(end, 4), "point": None if segment.x is None else [segment.x, segment.y],
-                "face_box": [round(v, 1) for v in (best.box.x0, best.box.y0, best.box.x1, best.box.y1)],
-                "frame_time": round(best.time, 4), "frames_used": [round(f.time, 4) for f in found],
-                "encoder": encoder.name, "image": segment.image and Path(segment.image).name}
-        samples.append(Sample(key, encode_flac(audio), _jpeg(best.crop.image, settings.jpeg_quality),
-                              best.crop.landmarks, feature.astype(np.float32), meta))
-    return samples, failures
-
-
-def _jpeg(image: np.ndarray, quality: int) -> bytes:
-    import io
-
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()
-
-
-def failure_record(segment: Segment, reason: str, detail: str, key: str | None = None,
-                   start: float | None = None, end: float | None = None) -> dict:
-    return {"key": key or segment.key, "speaker": segment.speaker, "source": segment.source,
-            "start": segment.start if start is None else round(start, 4),
-            "end": segment.end if end is None else round(end, 4), "reason": reason, "detail": detail}
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Webdataset shards: plain tar files whose members `<key>.<field>` group into samples.
 
-One sample = one speech segment (DESIGN.md): `audio.flac` (16 kHz mono, the exact segment),
+One sample = one speech segment (docs/prepare.md): `audio.flac` (16 kHz mono, the exact segment),
 `face.jpg` (aligned crop), `landmarks.npy` (68x2, crop pixels), `feature.npy` (float32 face feature),
 `json` (speaker, source, times, face box, frame times, encoder). Members are written in a fixed order with
 fixed metadata, so the same samples give the same bytes; a shard appears only complete (temp + rename).

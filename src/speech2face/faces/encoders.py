@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..devices import pick_device
 from ..errors import ModelError
 from .weights import dlib_model_path, require_dlib
 
@@ -71,10 +72,6 @@ def resize_batch(faces: np.ndarray, size: int) -> np.ndarray:
         if len(faces) else np.zeros((0, size, size, 3), np.uint8)
 
 
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 class TorchEncoder:
     """A face encoder backed by a torch module on float (B, 3, H, W) RGB in [0, 1]; embeds in batches."""
 
@@ -83,7 +80,7 @@ class TorchEncoder:
     input_size: int
 
     def __init__(self, module: nn.Module, device: str | torch.device | None = None, batch_size: int = 32) -> None:
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = pick_device(device)
         self.module = module.to(self.device).eval().requires_grad_(False)
         self.batch_size = batch_size
 

@@ -99,7 +99,7 @@ class FaceDecoder(PretrainedModel):
         self.mean_landmarks.copy_(landmarks.to(self.mean_landmarks))
 
     def first_layer(self, features: torch.Tensor) -> torch.Tensor:
-        """f_dec of the voice-encoder loss (SPEC 5): fc1 before its ReLU, (B, code_dim)."""
+        """f_dec of the voice-encoder loss (Oh et al., Sec. 3.3): fc1 before its ReLU, (B, code_dim)."""
         return self.fc1(features)
 
     def forward(self, features: torch.Tensor) -> DecodedFace:

@@ -2,7 +2,7 @@
 
 Points are in normalised image coordinates: (x, y) in [0, 1], x to the right, y down, a pixel's centre
 at ((col + 0.5) / W, (row + 0.5) / H). `BORDER` points on the image's edge never move, so the warp is
-local to the face (SPEC: "fixed zero-displacement points on the border"). Gradients flow to the image
+local to the face (Cole et al.: "fixed zero-displacement points on the border"). Gradients flow to the image
 and to both point sets (the decoder's landmark head learns through them).
 """
 
