@@ -11,6 +11,7 @@ import argparse
 
 import torch
 
+from speech2face.devices import pick_device
 from speech2face.faces import get_encoder
 from speech2face.losses import decoder_losses
 from speech2face.models import FaceDecoder, FaceDecoderConfig
@@ -23,7 +24,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = pick_device()
     peak = matmul_peak(device)
     print(f"device {device}, {torch.get_num_threads()} threads; fp32 matmul peak {peak / 1e9:.0f} GFLOP/s")
     embed = get_encoder("dlib-torch", device=device).module
@@ -40,7 +41,7 @@ def main() -> None:
                  landmarks: torch.Tensor = landmarks) -> None:
             losses = decoder_losses(decoder(features), faces, landmarks, decoder.mean_landmarks, embed)
             optimizer.zero_grad()
-            sum(losses.values()).backward()
+            losses["total"].backward()
             optimizer.step()
 
         train = seconds_per_call(step, args.repeats, 1.0)

@@ -9,10 +9,14 @@ import torch
 
 
 def seconds_per_call(run: Callable[[], object], repeats: int = 3, min_seconds: float = 1.0) -> float:
-    """Best of `repeats` timings, each over enough calls to last about `min_seconds`."""
+    """Best of `repeats` timings, each over enough calls to last about `min_seconds`. CUDA work is waited
+    for before each clock reading (kernels run asynchronously)."""
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
     run()  # warm up: allocator, oneDNN primitive cache, compiled kernels, loaded models
+    sync()
     start = time.perf_counter()
     run()
+    sync()
     once = time.perf_counter() - start
     calls = max(1, int(min_seconds / max(once, 1e-6)))
     best = float("inf")
@@ -20,6 +24,7 @@ def seconds_per_call(run: Callable[[], object], repeats: int = 3, min_seconds: f
         start = time.perf_counter()
         for _ in range(calls):
             run()
+        sync()
         best = min(best, (time.perf_counter() - start) / calls)
     return best
 
