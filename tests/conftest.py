@@ -147,6 +147,12 @@ def asset_cache() -> Path:
 
 
 @pytest.fixture(scope="session")
+def asset_dir() -> Path:
+    """The cache of real test media fetched from PyPI packages."""
+    return asset_cache()
+
+
+@pytest.fixture(scope="session")
 def photos() -> dict[str, np.ndarray]:
     """Real face photos as RGB uint8: NASA's astronaut, Grace Hopper, Obama (x3) and Biden."""
     import matplotlib.cbook

@@ -223,8 +223,17 @@ def test_evaluate_writes_metrics_and_a_labelled_report(prepared: Path, decoder_r
         result = metrics["demographics"][name]
         assert 0 <= result["voice"]["agreement"] <= 1 and np.sum(result["voice"]["confusion"]) == cos["pool"]
         assert result["class_names"] == ["<= 0", "> 0"] or len(result["class_names"]) == 2
+    scorer, judge = metrics["scorer"], metrics["judge"]  # networks that took no part in training
+    assert scorer["network"] == "facenet" and scorer["dim"] == 512 and scorer["pool"] == cos["pool"]
+    for key in ("voice", "upper_bound"):
+        assert scorer[key]["chance_R@1"] == pytest.approx(1 / cos["pool"]) and -1 <= scorer[key]["cosine"] <= 1
+    assert judge["network"].startswith("Cydral") and judge["speakers"] == cos["pool"]
+    assert np.sum(judge["sex"]["voice"]["confusion"]) == cos["pool"] and 0 <= judge["sex"]["voice"]["chance"] <= 1
+    assert judge["judge_accuracy"]["label"] == "masculinity" and judge["judge_accuracy"]["faces"] == cos["pool"]
+    assert "scorer facenet" in printed and "judge (Cydral" in printed
     page = (tmp_path / "report" / "report.html").read_text()
     assert "Demographic agreement" in page and "age:" in printed
+    assert "Independent scorer: facenet" in page and "Judge: Cydral" in page
     assert (tmp_path / "report" / "gallery.png").stat().st_size > 0
     assert "SYNTHETIC DATA" in page
     assert page.count("data:image/png;base64,") == 3 + 3 * min(8, cos["pool"])  # plots + gallery rows

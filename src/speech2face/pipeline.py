@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from . import audio
-from .activity import speech_activity
+from .activity import SpeechDetector
 from .devices import pick_device
 from .errors import AudioError, ModelError
 from .images import to_uint8
@@ -40,7 +40,7 @@ from .model_folder import DECODER_DIR, VOICE_DIR, ModelCard, locate
 from .models.voice_encoder import encode_waves
 
 WINDOWS_MAX = 8
-MIN_WINDOW_VOICED_SECONDS = 0.5  # a 6 s window with less speech than this is skipped
+MIN_WINDOW_SPEECH_SECONDS = 0.5  # a 6 s window with less speech than this is skipped
 AudioInput = str | os.PathLike | bytes | np.ndarray
 
 
@@ -68,6 +68,7 @@ class Speech2Face:
         self.device = pick_device(device)
         self.voice, self.decoder = voice.to(self.device).eval(), decoder.to(self.device).eval()
         self.card = card
+        self.detector = SpeechDetector(self.device)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, device: str | torch.device | None = None,
@@ -94,8 +95,9 @@ class Speech2Face:
         return directory
 
     def clips(self, source: AudioInput) -> tuple[np.ndarray, float]:
-        """The 6 s windows this model reads from a recording (W, 96000), and its voiced seconds.
-        Raises AudioError for what cannot be decoded, and for silence or noise."""
+        """The 6 s windows this model reads from a recording (W, 96000), and its seconds of speech.
+        Raises AudioError for what cannot be decoded, and where the detector finds no speech (silence,
+        noise, tones, music)."""
         name = audio.describe_source(source)
         if isinstance(source, np.ndarray):
             wave = np.asarray(source, np.float32)
@@ -103,16 +105,19 @@ class Speech2Face:
                 raise AudioError(f"{name}: need a 1-D finite 16 kHz wave")
         else:
             wave = audio.load_audio(source)
-        activity = speech_activity(wave)
+        activity = self.detector(wave)
         if not activity.has_speech:
             raise AudioError(f"{name}: no speech found: {activity.describe()}")
         if len(wave) <= audio.CLIP_SAMPLES:
-            return audio.fit_length(wave)[None], activity.voiced_seconds
+            return audio.fit_length(wave)[None], activity.speech_seconds
         count = min(WINDOWS_MAX, math.ceil(len(wave) / audio.CLIP_SAMPLES))
         starts = np.linspace(0, len(wave) - audio.CLIP_SAMPLES, count).round().astype(int)
-        windows = [wave[s:s + audio.CLIP_SAMPLES] for s in starts]
-        speaking = [w for w in windows if speech_activity(w).voiced_seconds >= MIN_WINDOW_VOICED_SECONDS]
-        return np.stack(speaking or windows), activity.voiced_seconds  # all quiet windows: keep them all
+        seconds = audio.CLIP_SAMPLES / audio.SAMPLE_RATE
+        speech = np.array([activity.speech_in(s / audio.SAMPLE_RATE, s / audio.SAMPLE_RATE + seconds) for s in starts])
+        keep = np.flatnonzero(speech >= MIN_WINDOW_SPEECH_SECONDS)
+        if len(keep) == 0:  # speech, but spread thin: the window that holds the most
+            keep = np.array([int(speech.argmax())])
+        return np.stack([wave[starts[i]:starts[i] + audio.CLIP_SAMPLES] for i in keep]), activity.speech_seconds
 
     def features(self, clips: Sequence[np.ndarray], batch: int = 16) -> np.ndarray:
         """Per recording (its windows (W, 96000)) -> the mean of its windows' features; (N, D)."""

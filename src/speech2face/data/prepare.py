@@ -28,6 +28,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from ..activity import SpeechDetector
 from ..errors import DataError, Speech2FaceError
 from ..files import PREPARE_HEADER, atomic_write, claim_folder, write_json
 from .manifests import Segment
@@ -119,12 +120,13 @@ def process_shard(job: ShardJob, settings: PrepareSettings, out: Path, threads: 
         torch.set_num_threads(threads)
     start_wall, start_cpu = time.perf_counter(), time.process_time()
     encoder = make_encoder(settings)
+    detector = SpeechDetector("cpu")
     samples: list[Sample] = []
     failures: list[dict] = []
     ok = 0
     for segment in job.segments:
         try:
-            made, lost = process_segment(segment, settings, encoder)
+            made, lost = process_segment(segment, settings, encoder, detector)
             samples += made
             failures += lost
             ok += 1

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..activity import SpeechDetector
 from ..audio import SAMPLE_RATE, load_audio
 from ..errors import AudioError, DataError
 from .choose import FrameFace, frame_face
@@ -20,6 +21,8 @@ from .shards import Sample
 WINDOW_SECONDS = 6.0
 MIN_LAST_WINDOW = 3.0  # a remainder shorter than this is dropped
 MIN_SECONDS = 1.0  # shorter segments are failures
+MIN_WINDOW_SPEECH = 0.5  # seconds of speech a window needs (the voice detector's regions)
+MAX_PAUSE = 1.0  # seconds: speech regions of a whole file closer than this are one stretch
 END_TOLERANCE = 0.5  # a segment may end this far past the file's end (rounding in manifests) and is trimmed
 
 
@@ -99,7 +102,47 @@ def _window_faces(segment: Segment, pieces: list[tuple[float, float]], settings:
     return results
 
 
-def process_segment(segment: Segment, settings: FaceSampling, encoder: Any) -> tuple[list[Sample], list[dict]]:
+def speech_pieces(segment: Segment, wave: np.ndarray, end: float, detector: SpeechDetector,
+                  ) -> tuple[list[tuple[str, float, float]], list[dict]]:
+    """The windows of a segment that hold speech as (sample key, start, end), and a failure record for each
+    window that does not. A segment
+    from a manifest (start and end given: AVSpeech, pairs) is cut into fixed windows; a whole file (a
+    --folder video, a VoxCeleb2 clip) is cut at the detector's speech boundaries, its speech regions joined
+    across pauses shorter than MAX_PAUSE and then cut into windows."""
+    activity = detector(wave)
+    if not activity.has_speech:
+        raise SegmentFailure("no-speech", activity.describe())
+    if segment.end is None:
+        joined: list[list[float]] = []
+        for a, b in activity.regions:
+            if joined and a - joined[-1][1] < MAX_PAUSE:
+                joined[-1][1] = b
+            else:
+                joined.append([a, b])
+        spans = [piece for a, b in joined for piece in windows(segment.start + a, segment.start + b)
+                 if piece[1] - piece[0] >= MIN_SECONDS]
+        if not spans:
+            raise SegmentFailure("no-speech", f"no stretch of speech of {MIN_SECONDS:g} s or more")
+        return [(_window_key(segment, i, len(spans)), a, b) for i, (a, b) in enumerate(spans)], []
+    spans = windows(segment.start, end)
+    pieces, failures = [], []
+    for index, (a, b) in enumerate(spans):
+        key = _window_key(segment, index, len(spans))
+        if activity.speech_in(a - segment.start, b - segment.start) >= MIN_WINDOW_SPEECH:
+            pieces.append((key, a, b))
+        else:
+            failures.append(failure_record(segment, "no-speech", "window without speech", key, a, b))
+    if not pieces:
+        raise SegmentFailure("no-speech", f"no window with {MIN_WINDOW_SPEECH:g} s of speech")
+    return pieces, failures
+
+
+def _window_key(segment: Segment, index: int, count: int) -> str:
+    return segment.key if count == 1 else f"{segment.key}-w{index}"
+
+
+def process_segment(segment: Segment, settings: FaceSampling, encoder: Any, detector: SpeechDetector,
+                    ) -> tuple[list[Sample], list[dict]]:
     """The samples of one segment (one per usable window) and the failures of its other windows.
     Raises SegmentFailure when nothing of the segment is usable."""
     if segment.error is not None:
@@ -120,18 +163,16 @@ def process_segment(segment: Segment, settings: FaceSampling, encoder: Any) -> t
     if end - segment.start < MIN_SECONDS:
         raise SegmentFailure("too-short", f"{end - segment.start:.2f} s")
     wave = _audio(segment, end)
-    pieces = windows(segment.start, end)
-    per_window = _window_faces(segment, pieces, settings)
+    pieces, failures = speech_pieces(segment, wave, end, detector)
+    per_window = _window_faces(segment, [(a, b) for _, a, b in pieces], settings)
     good_windows = [(i, f) for i, f in enumerate(per_window) if not isinstance(f, str)]
     if not good_windows:
         reason = Counter(f for f in per_window if isinstance(f, str)).most_common(1)[0][0]
         raise SegmentFailure(str(reason), f"no usable face in {len(pieces)} window(s)")
     crops = np.stack([face.crop.image for _, found in good_windows for face in found])
     features = encoder.embed(crops)
-    samples, failures, row = [], [], 0
-    for index, found in enumerate(per_window):
-        a, b = pieces[index]
-        key = segment.key if len(pieces) == 1 else f"{segment.key}-w{index}"
+    samples, row = [], 0
+    for (key, a, b), found in zip(pieces, per_window, strict=True):
         if isinstance(found, str):
             failures.append(failure_record(segment, found, "window without a usable face", key, a, b))
             continue

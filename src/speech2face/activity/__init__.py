@@ -1,0 +1,163 @@
+"""Is there speech in a recording, and where: a trained voice-activity detector (Silero VAD, `silero.py`)
+decides per 32 ms chunk; its probabilities become speech regions by silero's own rule (speech starts above
+THRESHOLD, ends after MIN_SILENCE below THRESHOLD - 0.15; regions shorter than MIN_SPEECH are dropped,
+the others padded by PAD). Silence, noise, tones, chords and music are refused where speech is needed.
+
+    detector = SpeechDetector()              # loads the network once; hold it, do not reload per call
+    activity = detector(wave)                 # .has_speech, .speech_seconds, .regions [(start_s, end_s)]
+
+If the network cannot load (the `silero-vad` package is missing or damaged), `SpeechDetector` falls back to
+`periodicity.py`, a hand-written check that refuses silence and noise but passes tones and music; it says
+so once in the log and in `.method`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..audio import SAMPLE_RATE
+from ..devices import pick_device
+from ..errors import ModelError
+from . import periodicity
+from .silero import CHUNK, SileroVad, chunk
+
+log = logging.getLogger(__name__)
+
+THRESHOLD = 0.5  # speech probability that starts a region (silero's default)
+END_THRESHOLD = THRESHOLD - 0.15  # and that ends it, after MIN_SILENCE below
+MIN_SPEECH = 0.25  # seconds: shorter regions are dropped
+MIN_SILENCE = 0.1  # seconds below END_THRESHOLD that end a region
+PAD = 0.03  # seconds added on each side of a region
+MIN_SPEECH_SECONDS = 0.3  # a recording with less speech than this has none
+SILENT_DBFS = -60.0  # quieter than this (RMS over the recording): silent
+CHUNK_SECONDS = CHUNK / SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What the detector found in one recording."""
+
+    speech_seconds: float  # inside the speech regions
+    seconds: float
+    regions: tuple[tuple[float, float], ...]  # (start, end) in seconds
+    peak: float  # highest speech probability of any chunk (1.0 for the fallback's voiced frames)
+    level_dbfs: float  # RMS level of the whole recording
+    method: str = "silero-vad"
+
+    @property
+    def has_speech(self) -> bool:
+        return self.speech_seconds >= MIN_SPEECH_SECONDS
+
+    @property
+    def voiced_seconds(self) -> float:
+        """The name predictions have reported since the first speech check."""
+        return self.speech_seconds
+
+    def describe(self) -> str:
+        if self.level_dbfs < SILENT_DBFS:
+            return f"silent ({self.seconds:.1f} s at {self.level_dbfs:.0f} dBFS)"
+        return (f"{self.speech_seconds:.2f} s of speech in {self.seconds:.1f} s: loud but not voiced as speech "
+                f"(the detector's highest speech probability is {self.peak:.2f}; noise, a tone or music?)")
+
+    def speech_in(self, start: float, end: float) -> float:
+        """Seconds of speech regions inside [start, end)."""
+        return sum(max(0.0, min(b, end) - max(a, start)) for a, b in self.regions)
+
+
+def regions_from(probabilities: np.ndarray, seconds: float) -> tuple[tuple[float, float], ...]:
+    """Speech regions (seconds) from per-chunk speech probabilities, by silero's hysteresis rule."""
+    found: list[list[float]] = []
+    start: float | None = None
+    quiet_since: float | None = None
+    for index, p in enumerate(probabilities):
+        t = index * CHUNK_SECONDS
+        if p >= THRESHOLD:
+            quiet_since = None
+            if start is None:
+                start = t
+        elif start is not None and p < END_THRESHOLD:
+            quiet_since = t if quiet_since is None else quiet_since
+            if t + CHUNK_SECONDS - quiet_since >= MIN_SILENCE:
+                found.append([start, quiet_since])
+                start, quiet_since = None, None
+    if start is not None:
+        found.append([start, min(seconds, len(probabilities) * CHUNK_SECONDS)])
+    return merge([(max(0.0, a - PAD), min(seconds, b + PAD)) for a, b in found if b - a >= MIN_SPEECH])
+
+
+def merge(intervals: list[tuple[float, float]]) -> tuple[tuple[float, float], ...]:
+    """Sorted intervals with the overlapping ones joined (padding, or overlapping frames, make them touch)."""
+    merged: list[list[float]] = []
+    for a, b in sorted(intervals):
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    return tuple((round(a, 3), round(b, 3)) for a, b in merged)
+
+
+def level_dbfs(wave: np.ndarray) -> float:
+    rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64)))) if len(wave) else 0.0
+    return 20 * np.log10(max(rms, 1e-10))
+
+
+class SpeechDetector:
+    """Silero VAD on one device (or the fallback); call it on 16 kHz waves."""
+
+    def __init__(self, device: str | torch.device | None = "cpu") -> None:
+        self.device = pick_device(device)
+        try:
+            self.model: SileroVad | None = SileroVad.from_package(self.device)
+            self.method = "silero-vad"
+        except ModelError as error:
+            log.warning("speech detection falls back to a periodicity check (passes tones and music): %s", error)
+            self.model, self.method = None, "periodicity (fallback)"
+
+    @torch.no_grad()
+    def probabilities(self, waves: list[np.ndarray]) -> list[np.ndarray]:
+        """Speech probability per 32 ms chunk of each wave; the waves are batched (zero-padded to the longest:
+        the state runs forward only, so padding after a wave's end cannot change its chunks)."""
+        assert self.model is not None
+        longest = max(len(w) for w in waves)
+        batch = torch.zeros(len(waves), max(longest, 1))
+        for row, wave in enumerate(waves):
+            batch[row, :len(wave)] = torch.from_numpy(np.asarray(wave, np.float32))
+        out = self.model(chunk(batch.to(self.device))).cpu().numpy()
+        return [out[row, :-(-len(wave) // CHUNK)] for row, wave in enumerate(waves)]
+
+    def batch(self, waves: list[np.ndarray]) -> list[Activity]:
+        if not waves:
+            return []
+        if self.model is None:
+            return [self._fallback(wave) for wave in waves]
+        out = []
+        for wave, probabilities in zip(waves, self.probabilities(waves), strict=True):
+            seconds = len(wave) / SAMPLE_RATE
+            regions = regions_from(probabilities, seconds)
+            out.append(Activity(speech_seconds=round(sum(b - a for a, b in regions), 3), seconds=seconds,
+                                regions=regions, peak=float(probabilities.max(initial=0.0)),
+                                level_dbfs=level_dbfs(wave)))
+        return out
+
+    def __call__(self, wave: np.ndarray) -> Activity:
+        return self.batch([wave])[0]
+
+    def _fallback(self, wave: np.ndarray) -> Activity:
+        found = periodicity.speech_activity(wave)
+        voiced, _ = periodicity.voiced_frames(wave)
+        regions = merge([(i * periodicity.HOP / SAMPLE_RATE, (i * periodicity.HOP + periodicity.FRAME) / SAMPLE_RATE)
+                         for i in np.flatnonzero(voiced)])
+        return Activity(speech_seconds=found.voiced_seconds, seconds=found.seconds, regions=regions,
+                        peak=1.0 if found.voiced_seconds else 0.0, level_dbfs=level_dbfs(wave), method=self.method)
+
+
+def speech_activity(wave: np.ndarray, detector: SpeechDetector | None = None) -> Activity:
+    """What a detector finds in one 16 kHz wave (a new CPU detector when none is given: hold one for many)."""
+    return (detector or SpeechDetector())(wave)
+
+
+__all__ = ["Activity", "SpeechDetector", "regions_from", "speech_activity"]
