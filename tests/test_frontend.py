@@ -80,7 +80,15 @@ def test_spectrogram_on_cuda_matches_cpu() -> None:
     waves = torch.from_numpy(np.stack([speechlike(6.0, seed) for seed in range(2)]))
     on_gpu = s2f.spectrogram(waves.cuda())
     assert on_gpu.device.type == "cuda"
-    torch.testing.assert_close(on_gpu.cpu(), s2f.spectrogram(waves), atol=2e-3, rtol=1e-3)
+    on_cpu = s2f.spectrogram(waves)
+    # sgn(x)|x|^0.3 is steep near 0 (slope 0.3 |x|^-0.7): cuFFT's and pocketfft's last-bit differences on
+    # near-zero bins grow there (measured on an H100: 0.007 at a value of 0.007, i.e. a raw 5e-8). So the
+    # transform is compared before compression, and the compressed values away from 0.
+    raw = lambda s: s.sign() * s.abs() ** (1 / audio.COMPRESSION_POWER)  # noqa: E731
+    gpu_raw, cpu_raw = raw(on_gpu.cpu()), raw(on_cpu)
+    assert (gpu_raw - cpu_raw).abs().max() <= 1e-6 * cpu_raw.abs().max()
+    away = on_cpu.abs() > 0.05
+    torch.testing.assert_close(on_gpu.cpu()[away], on_cpu[away], atol=2e-3, rtol=1e-3)
 
 
 def test_spectrogram_rejects_bad_input() -> None:
