@@ -131,3 +131,14 @@ def test_facenet_on_cuda_matches_cpu(crops: dict[str, np.ndarray]) -> None:
     on_cpu = faces.get_encoder("facenet", device="cpu").embed(batch)
     on_gpu = faces.get_encoder("facenet", device="cuda").embed(batch)
     assert cosine(on_cpu, on_gpu).min() > 0.999
+
+
+def test_facenet_is_a_teacher_wherever_an_encoder_is_named(prepared: Path, tmp_path: Path) -> None:
+    """The decoder's perceptual loss through FaceNet (gradients reach the decoder through its resize)."""
+    from speech2face.train import DecoderTraining, train_decoder
+
+    result = train_decoder(prepared, tmp_path / "decoder", DecoderTraining(steps=2, batch_size=4, eval_every=2,
+                                                                          encoder="facenet"), progress=False)
+    rows = [line for line in (tmp_path / "decoder" / "metrics.jsonl").read_text().splitlines() if '"loss"' in line]
+    assert rows and '"perceptual"' in rows[-1]
+    assert 0 < result["held_out"]["decoder"]["identity_cosine"] <= 1  # judged by FaceNet too

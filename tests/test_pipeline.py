@@ -33,6 +33,14 @@ def test_speech_activity_tells_speech_from_silence_and_noise(spoken: dict[str, P
         assert not speech_activity(noise.astype(np.float32)).has_speech
 
 
+def test_tones_and_music_get_no_face(model: Speech2Face) -> None:
+    t = np.arange(96_000) / 16_000
+    chord = sum(np.sin(2 * np.pi * f * t) for f in (261.6, 329.6, 392.0))
+    for wave in (np.sin(2 * np.pi * 440 * t), chord):
+        with pytest.raises(AudioError, match="no speech found: .* not voiced as speech"):
+            model.predict((0.3 * wave / np.abs(wave).max()).astype(np.float32))
+
+
 def test_predict_from_a_path_bytes_or_array_gives_the_same_face(model: Speech2Face, spoken: dict[str, Path]) -> None:
     by_path = model.predict(spoken["short"])
     size = model.decoder.config.image_size

@@ -49,8 +49,8 @@ def failures_of(out: Path) -> dict[str, str]:
     return {json.loads(line)["key"]: json.loads(line)["reason"] for line in lines}
 
 
-def synth_clip(path: Path, seconds_of_text: int, index: int = 0, frame_hook=None) -> None:
-    """A talking-face mp4 made with the synth parts (optionally with altered frames)."""
+def synth_clip(path: Path, seconds_of_text: int, index: int = 0, frame_hook=None, wave_hook=None) -> None:
+    """A talking-face mp4 made with the synth parts (optionally with altered frames or sound)."""
     bases = load_bases()
     identity = sample_identity(11, index, 1.0, len(bases))
     portrait, points = render_identity(bases[identity.look.base], identity.shape, identity.look)
@@ -58,6 +58,7 @@ def synth_clip(path: Path, seconds_of_text: int, index: int = 0, frame_hook=None
         bank.add("x", identity.voice)
         wave = np.concatenate([bank.say("x", identity.voice, clip_text(np.random.default_rng(i)))
                                for i in range(seconds_of_text)])
+    wave = wave_hook(wave) if wave_hook else wave
     frames = int(np.ceil(len(wave) / 16000 * 25)) + 1
     video = render_frames(portrait, frame_transforms(points, portrait.shape[:2], identity.look, frames, 256,
                                                      np.random.default_rng(0)), 256)
@@ -162,6 +163,41 @@ def test_every_bad_item_is_recorded_with_a_reason_and_the_good_ones_kept(damaged
     assert set(samples).isdisjoint(failed)
 
 
+def test_speech_decides_what_becomes_a_sample(tmp_path: Path) -> None:
+    """A talking face whose sound is a tone or music is `no-speech`; a whole file (--folder) is cut where the
+    detector hears speech, not from its first second."""
+    from speech2face.data.segment import MIN_SECONDS
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    t = np.arange(4 * 16_000) / 16_000
+    tone = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    chord = (0.1 * sum(np.sin(2 * np.pi * f * t) for f in (261.6, 329.6, 392.0))).astype(np.float32)
+    synth_clip(videos / "tone.mp4", 1, wave_hook=lambda _: tone)
+    synth_clip(videos / "chord.mp4", 1, wave_hook=lambda _: chord)
+    silence = np.zeros(4 * 16_000, np.float32)
+    speech_seconds: list[float] = []
+
+    def padded(wave: np.ndarray) -> np.ndarray:
+        speech_seconds.append(len(wave) / 16_000)
+        return np.concatenate([silence, wave, silence])
+
+    synth_clip(videos / "quiet_start.mp4", 1, wave_hook=padded)
+    csv_path = tmp_path / "avspeech.csv"
+    csv_path.write_text("tone,0.0,3.5,0.5,0.47\nchord,0.0,3.5,0.5,0.47\n")
+    prepare(manifests.read_avspeech(csv_path, videos), tmp_path / "out", SETTINGS, progress=False)
+    failed = failures_of(tmp_path / "out")
+    assert failed == {"tone_00000000": "no-speech", "chord_00000000": "no-speech"}
+    segments = [s for s in manifests.read_folder(videos, speaker_from="file") if s.speaker == "quiet"]
+    prepare(segments, tmp_path / "folder", SETTINGS, progress=False)
+    samples = samples_of(tmp_path / "folder")
+    assert samples, failures_of(tmp_path / "folder")
+    for sample in samples.values():  # inside the speech, give or take the detector's padding and a chunk
+        meta = sample["meta"]
+        assert meta["start"] > 4.0 - 0.2 and meta["end"] < 4.0 + speech_seconds[0] + 0.3, meta
+        assert meta["end"] - meta["start"] >= MIN_SECONDS
+
+
 def test_other_layouts(world: Path, tmp_path: Path) -> None:
     vox = tmp_path / "vox"
     for video in sorted((world / "videos").glob("*.mp4")):
@@ -235,15 +271,23 @@ def test_killed_runs_resume_to_every_good_segment_exactly_once(world: Path, dama
     out = tmp_path / "killed"
     timer = random.Random(0)
     kills, shards_seen = 0, []
-    for _ in range(4):
+
+    def finished_shards() -> int:
+        return len(list((out / "shards").glob("*.stats.json")))
+
+    for _ in range(4):  # each run is killed once it has finished a shard of its own, mid-way through the next
+        before = finished_shards()
         process = subprocess.Popen([*command, "--out", str(out)], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL, start_new_session=True)
-        time.sleep(timer.uniform(0.4, 0.8) * full_run)
+        deadline = time.perf_counter() + 2 * full_run
+        while process.poll() is None and finished_shards() == before and time.perf_counter() < deadline:
+            time.sleep(0.05)
+        time.sleep(timer.uniform(0.0, 0.1) * full_run)
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)  # the workers too, mid-shard
             kills += 1
         process.wait()
-        shards_seen.append(len(list((out / "shards").glob("*.stats.json"))))
+        shards_seen.append(finished_shards())
     assert kills >= 2 and shards_seen[0] < len(list((reference / "shards").glob("*.stats.json")))
     assert subprocess.run([*command, "--out", str(out)], capture_output=True).returncode == 0
     expected, got = samples_of(reference), samples_of(out)
