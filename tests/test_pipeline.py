@@ -37,7 +37,7 @@ def test_tones_and_music_get_no_face(model: Speech2Face) -> None:
     t = np.arange(96_000) / 16_000
     chord = sum(np.sin(2 * np.pi * f * t) for f in (261.6, 329.6, 392.0))
     for wave in (np.sin(2 * np.pi * 440 * t), chord):
-        with pytest.raises(AudioError, match="no speech found: .* not voiced as speech"):
+        with pytest.raises(AudioError, match=r"no speech found: .* not voiced as speech"):
             model.predict((0.3 * wave / np.abs(wave).max()).astype(np.float32))
 
 
