@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from speech2face import audio, load_audio, spectrogram
-from speech2face.activity import speech_activity
+from speech2face.activity import periodicity
 from speech2face.model_folder import ModelCard
 from speech2face.models import FaceDecoder, FaceDecoderConfig, VoiceEncoder, VoiceEncoderConfig
 from speech2face.models.voice_encoder import count_flops
@@ -116,7 +116,8 @@ def main() -> None:
         image = model.draw(feature.numpy())[0][0]
         stages = {
             "decode file": lambda: load_audio(voice_file),
-            "speech check": lambda: speech_activity(wave),
+            "speech check": lambda: model.detector(wave),  # Silero VAD, loaded once with the model
+            "(periodicity)": lambda: periodicity.speech_activity(wave),  # the fallback, for comparison
             "spectrogram": lambda: spectrogram(torch.from_numpy(wave)[None]),
             "voice encoder": lambda: model.voice(spec),
             "face decoder": lambda: model.decoder(feature),
@@ -125,9 +126,11 @@ def main() -> None:
         timings = {name: seconds_per_call(run, args.repeats, 0.5) for name, run in stages.items()}
         whole = seconds_per_call(lambda: model.predict(voice_file), args.repeats, 0.5)
         forward = timings["voice encoder"] + timings["face decoder"]
-        total = sum(timings.values())
+        total = sum(value for name, value in timings.items() if not name.startswith("("))
         for name, seconds in timings.items():
-            print(f"  {name:14s} {1000 * seconds:8.1f} ms  {100 * seconds / total:5.1f} % of the stages' sum")
+            share = "   (not a stage)" if name.startswith("(") else f"{100 * seconds / total:5.1f} % of the stages' sum"
+            print(f"  {name:14s} {1000 * seconds:8.1f} ms  {share}")
+        print(f"speech check: {model.detector.method}, {audio.CLIP_SECONDS / timings['speech check']:.0f}x real time")
         flops = count_flops(model.voice.config, audio.CLIP_FRAMES)
         print(f"predict() on a 6 s file: {1000 * whole:.1f} ms = {whole / forward:.2f}x the model forward alone "
               f"({1000 * forward:.1f} ms); voice encoder at {flops / timings['voice encoder'] / peak:.0%} of the "
