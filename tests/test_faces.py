@@ -165,8 +165,9 @@ def test_encoders_batch_and_resize_consistently(photos: dict[str, np.ndarray], n
 
 
 def test_unknown_encoder_is_a_clear_error() -> None:
-    with pytest.raises(s2f.ModelError, match="unknown face encoder 'facenet'; available: dlib"):
-        faces.get_encoder("facenet")
+    with pytest.raises(s2f.ModelError,
+                       match="unknown face encoder 'arcface'; available: dlib, dlib-torch, facenet, vggface"):
+        faces.get_encoder("arcface")
 
 
 def test_a_real_talking_head_video(carphone_frames: list[np.ndarray], photos: dict[str, np.ndarray]) -> None:

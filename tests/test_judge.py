@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from speech2face import faces
-from speech2face.faces.attributes import AGE_SIZE, GENDER_SIZE, Judge, judge_chips
+from speech2face.faces.judge import AGE_SIZE, GENDER_SIZE, Judge, judge_chips
 
 TRUE_SEX = {"astronaut": "female", "hopper": "female", "obama": "male", "obama2": "male", "obama3": "male",
             "biden": "male"}
@@ -31,6 +31,7 @@ def portraits(photos: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
 def test_the_judge_on_real_portraits(judge: Judge, portraits: tuple[list[str], np.ndarray]) -> None:
     names, crops = portraits
     found = judge(crops)
+    np.testing.assert_array_equal(faces.attributes(crops[:2], judge).p_male, found.p_male[:2])  # the public call
     assert found.p_male.shape == found.age.shape == (len(names),) and found.age_bins.shape == (len(names), 81)
     np.testing.assert_allclose(found.age_bins.sum(axis=1), 1, atol=1e-4)
     said = dict(zip(names, np.where(found.male, "male", "female"), strict=True))

@@ -3,7 +3,7 @@
 - `scorer_section`: a face network OTHER than the one the model learned to predict embeds the true face, the
   face drawn from the voice and the face drawn from the true feature (the upper bound); retrieval of the
   true face from each drawn face, and their cosine to it, beside chance.
-- `judge_section`: a real age and sex classifier (`faces.attributes.Judge`) reads the true face and both
+- `judge_section`: a real age and sex classifier (`faces.judge.Judge`) reads the true face and both
   drawn faces; agreement of sex and of age group between each drawn face and the true face, beside chance,
   with the judge's own accuracy against labels where the data has them.
 
@@ -55,7 +55,7 @@ def age_group(ages: np.ndarray) -> np.ndarray:
 
 def judge_section(faces: dict[str, np.ndarray], speakers: list[str], labels: dict[str, Labels]) -> dict[str, Any]:
     """Sex and age-group agreement of the drawn faces with the true face, as judged."""
-    from ..faces.attributes import Judge
+    from ..faces.judge import Judge
 
     judge = Judge()
     found = {key: judge(crops) for key, crops in faces.items()}
