@@ -7,10 +7,11 @@
 The way through: load_audio -> speech check -> 6 s windows -> spectrogram -> voice encoder -> one feature
 -> face decoder -> image + landmarks.
 
-Windows: a recording up to 6 s is repeated to 6 s (the paper's input length). A longer one is read as WINDOWS_MAX 6 s
-windows at most, spread evenly from its start to its end (consecutive windows overlap only when the
-recording is shorter than WINDOWS_MAX x 6 s); windows without speech are dropped, and the features of the
-others are averaged (their mean, before the decoder). Silence or noise -> AudioError, never a face.
+Windows: a recording up to 6 s is repeated to 6 s (the paper's input length). A longer one is read as
+WINDOWS_MAX 6 s windows at most, spread evenly from its start to its end (consecutive windows overlap only
+when the recording is shorter than WINDOWS_MAX x 6 s); windows with under 0.5 s of speech (the detector's
+regions) are dropped, and the features of the others are averaged (their mean, before the decoder).
+Silence, noise, tones or music -> AudioError, never a face.
 
 A model folder (`save_pretrained`; its format: `model_folder.py`) holds `speech2face.json` (the model
 card: name, whether it was trained on synthetic data, its evaluation), `voice/` and `decoder/` (each

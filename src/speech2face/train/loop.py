@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -228,13 +228,3 @@ def load_checkpoint(path: Path, task: Task, optimizer: torch.optim.Optimizer,
 def append_row(path: Path, row: dict[str, Any]) -> None:
     with path.open("a") as handle:
         handle.write(json.dumps(row) + "\n")
-
-
-def first_items(stream: Iterable[Any], count: int) -> list[Any]:
-    """The first `count` items of a stream (fewer if it ends)."""
-    items = []
-    for item in stream:
-        items.append(item)
-        if len(items) >= count:
-            break
-    return items
