@@ -96,7 +96,7 @@ def register_prepare(verbs: argparse._SubParsersAction) -> None:
                              "for a synthetic world the part before '_<clip>')")
     parser.add_argument("--speaker-from", choices=("folder", "file"), default="folder",
                         help="--folder: speaker = parent folder name (default) or file name up to '_' or '-'")
-    setting(parser, "--encoder", PrepareSettings, "face encoder for the features: dlib-torch, dlib, vggface "
+    setting(parser, "--encoder", PrepareSettings, "face encoder for the features: dlib-torch, dlib, facenet, vggface "
                                                   "(needs S2F_VGGFACE_WEIGHTS)")
     setting(parser, "--detector", PrepareSettings, "face detector (hog: fast; mmod: CNN)", choices=("hog", "mmod"))
     setting(parser, "--frames", PrepareSettings, "frames sampled per 6 s window")

@@ -38,7 +38,7 @@ def register_train_decoder(verbs: argparse._SubParsersAction) -> None:
                     "Several processes or GPUs: torchrun --nproc_per_node N --no-python s2f train-decoder ...",
         epilog="example: s2f train-decoder --data shards --out runs/decoder --steps 2000")
     setting(parser, "--perceptual-weight", DecoderTraining, "weight of the perceptual loss (0: off)")
-    setting(parser, "--encoder", DecoderTraining, "face encoder of the perceptual loss")
+    setting(parser, "--encoder", DecoderTraining, "face encoder of the perceptual loss (dlib-torch, facenet, vggface)")
     add_training_options(parser, DecoderTraining, batch_help="GLOBAL batch of faces per step, split among processes",
                          eval_help="held-out evaluation and sample grid every N steps")
     parser.set_defaults(handler=train_decoder)
