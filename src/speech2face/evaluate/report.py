@@ -40,15 +40,16 @@ def summary(metrics: dict[str, Any]) -> list[str]:
 
 def independent_lines(metrics: dict[str, Any]) -> list[str]:
     """The scorer's and the judge's headline numbers (networks that took no part in training)."""
-    lines = []
-    if "scorer" in metrics:
+    lines = [f"{name} skipped: {metrics[name]['skipped']}" for name in ("scorer", "judge")
+             if "skipped" in metrics.get(name, {})]
+    if "scorer" in metrics and "skipped" not in metrics["scorer"]:
         scorer = metrics["scorer"]
         voice, upper, chance = scorer["voice"], scorer["upper_bound"], scorer["chance"]
         lines.append(f"scorer {scorer['network']} (pool {scorer['pool']}): face from the voice -> true face "
                      f"R@1 {voice['R@1']:.3f}, R@5 {voice['R@5']:.3f}, cosine {voice['cosine']:.3f} "
                      f"(chance {chance['R@1']:.3f}, {chance['R@5']:.3f}, {chance['cosine']:.3f}; upper bound "
                      f"{upper['R@1']:.3f}, {upper['R@5']:.3f}, {upper['cosine']:.3f})")
-    if "judge" in metrics:
+    if "judge" in metrics and "skipped" not in metrics["judge"]:
         judge = metrics["judge"]
         sex, age = judge["sex"], judge["age_group"]
         accuracy = judge.get("judge_accuracy")
@@ -63,8 +64,9 @@ def independent_lines(metrics: dict[str, Any]) -> list[str]:
 
 def independent_html(metrics: dict[str, Any]) -> str:
     """Tables of the scorer and the judge, each number beside chance and the upper bound."""
-    parts = []
-    if "scorer" in metrics:
+    parts = [f"<p>The {name} was skipped: {html.escape(metrics[name]['skipped'])}</p>" for name in ("scorer", "judge")
+             if "skipped" in metrics.get(name, {})]
+    if "scorer" in metrics and "skipped" not in metrics["scorer"]:
         scorer = metrics["scorer"]
         rows = "".join(
             f"<tr><td>{label}</td>" + "".join(f"<td>{scorer[key][column]:.3f}</td>"
@@ -77,7 +79,7 @@ def independent_html(metrics: dict[str, Any]) -> str:
             f"{scorer['pool']} true faces (its own and {scorer['pool'] - 1} others).</p><table><tr><th></th>"
             "<th>R@1</th><th>R@2</th><th>R@5</th><th>R@10</th><th>cosine to the true face</th></tr>"
             f"{rows}</table>")
-    if "judge" in metrics:
+    if "judge" in metrics and "skipped" not in metrics["judge"]:
         judge = metrics["judge"]
         rows = "".join(
             f"<tr><td>{name}</td>" + "".join(f"<td>{judge[name][key]['agreement']:.3f}</td>"
