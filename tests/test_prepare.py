@@ -51,9 +51,9 @@ def failures_of(out: Path) -> dict[str, str]:
 
 def synth_clip(path: Path, seconds_of_text: int, index: int = 0, frame_hook=None, wave_hook=None) -> None:
     """A talking-face mp4 made with the synth parts (optionally with altered frames or sound)."""
-    bases = load_bases()
-    identity = sample_identity(11, index, 1.0, len(bases))
-    portrait, points = render_identity(bases[identity.look.base], identity.shape, identity.look)
+    bases = {base.name: base for base in load_bases()}
+    identity = sample_identity(11, index, 1.0, [base.info for base in bases.values()])
+    portrait, points = render_identity(bases, identity.shape, identity.look)
     with VoiceBank() as bank:
         bank.add("x", identity.voice)
         wave = np.concatenate([bank.say("x", identity.voice, clip_text(np.random.default_rng(i)))

@@ -4,25 +4,26 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 from ..data.download import DownloadSettings
 from ..data.prepare import PrepareSettings
-from ..synth.world import WorldSettings
+from ..synth.world import VOICES, WorldSettings
 from .common import add_quiet, setting, settings_from
 
 
 def synth(args: argparse.Namespace) -> int:
     from ..synth import make_world
+    from ..synth.portraits import PortraitSpec
 
     settings = settings_from(args, WorldSettings)
+    portraits = [PortraitSpec.parse(text) for text in args.portrait]
     start = time.perf_counter()
-    out = make_world(args.out, settings, workers=args.workers, portraits=[Path(p) for p in args.portrait],
-                     progress=not args.quiet)
+    out = make_world(args.out, settings, workers=args.workers, portraits=portraits, progress=not args.quiet)
     clips = settings.identities * settings.clips
     print(f"{out}: {settings.identities} identities x {settings.clips} clips = {clips} videos "
           f"in {time.perf_counter() - start:.1f} s (avspeech.csv, clips.csv, attributes.csv, world.json); "
-          "SYNTHETIC data")
+          "SYNTHETIC pairing: real portraits and " + ("recorded voices" if settings.voices == "recorded"
+                                                      else "espeak-ng voices") + ", transformed")
     return 0
 
 
@@ -30,11 +31,15 @@ def register_synth(verbs: argparse._SubParsersAction) -> None:
     parser = verbs.add_parser(
         "synth", help="generate a synthetic talking-face world (test data, demo)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Generate N identities whose faces (warped public-domain portraits) and voices (espeak-ng)\n"
-                    "share hidden attributes, K talking-face mp4 clips each, as an AVSpeech-style dataset:\n"
+        description="Generate N identities whose faces (morphs of real public-domain portraits, balanced by sex)\n"
+                    "and voices (real recorded speakers from Debian packages, transformed by Praat to each\n"
+                    "identity's pitch, vocal-tract length and rate; or espeak-ng) share hidden attributes,\n"
+                    "K talking-face mp4 clips each, as an AVSpeech-style dataset:\n"
                     "  OUT/videos/<speaker>_<clip>.mp4, OUT/avspeech.csv (ytid,start,end,x,y),\n"
                     "  OUT/clips.csv, OUT/attributes.csv (ground truth), OUT/world.json.\n"
-                    "The same seed gives the same world. A rerun into the same OUT finishes an interrupted run.",
+                    "The same seed gives the same world. A rerun into the same OUT finishes an interrupted run.\n"
+                    "Recorded voices need: apt-get install asterisk-core-sounds-en-g722 asterisk-core-sounds-fr-wav\n"
+                    "  asterisk-core-sounds-ru-wav fillets-ng-data-cs; and pip install praat-parselmouth.",
         epilog="example: s2f synth --out world --identities 100 --clips 4 --seed 0")
     parser.add_argument("--out", required=True, help="output folder (new, empty, or an interrupted world)")
     setting(parser, "--identities", WorldSettings, "number of identities")
@@ -44,10 +49,14 @@ def register_synth(verbs: argparse._SubParsersAction) -> None:
                                                  "0 = independent (a control where nothing can be learned)")
     setting(parser, "--size", WorldSettings, "video frame size in pixels", field="frame_size")
     setting(parser, "--face-noise", WorldSettings, "scale of the face variation no attribute explains (shape noise, "
-                                                   "skin tone, light); lower = easier to learn (s2f demo uses 0.25)")
+                                                   "morph split, skin tone, light); lower = easier to learn (s2f demo "
+                                                   "uses 0.25)")
+    setting(parser, "--voices", WorldSettings, "recorded: real recorded speakers transformed by Praat; espeak: "
+                                               "espeak-ng speech (fast, no extra packages)", choices=VOICES)
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
-    parser.add_argument("--portrait", action="append", default=[], metavar="IMAGE",
-                        help="an extra base portrait (one face, public domain or yours); repeatable")
+    parser.add_argument("--portrait", action="append", default=[], metavar="IMAGE:SEX:AGE",
+                        help="an extra base portrait: an image of one face, its sex (female/male) and age in "
+                             "years, e.g. me.jpg:female:34; repeatable")
     add_quiet(parser)
     parser.set_defaults(handler=synth)
 

@@ -2,14 +2,17 @@
 
 Every identity draws three hidden attributes, standard normal and clipped to [-2, 2]:
 
-    masculinity   drives the base portrait, jaw and nose width (face) and pitch, voice variant, formants (voice)
-    age           drives nose width (face) and pitch, speaking rate (voice)
-    size          drives face width and height (face) and formant scale = vocal-tract length (voice)
+    masculinity   its sign is the identity's sex (balanced); the face morphs between real portraits of
+                  that sex, jaw and nose width follow it; the voice's sex, pitch (F0) and formants follow it
+    age           the face moves from the younger to the older portraits of its sex (nose too); the voice
+                  gets slower, men's F0 a little higher and women's a little lower
+    size          face width and height; vocal-tract length (formant scale) within the voice's sex
 
 The face follows the attributes exactly (plus its own per-identity noise). The voice follows
 `strength * attribute + sqrt(1 - strength^2) * independent noise`, so each voice driver stays
 standard normal: strength 1 -> the voice is a function of the face's attributes (plus small noise);
-strength 0 -> the voice is independent of the face (a control in which nothing can be learned).
+strength 0 -> the voice is independent of the face (a control in which nothing can be learned). Which
+recorded speaker lends the voice its utterances is always drawn independently of the face.
 
 All random draws come from generators keyed by (seed, identity index, purpose): the same seed gives the
 same world, and the voice's independent noise is a separate stream from the face's.
@@ -18,6 +21,7 @@ same world, and the voice's independent noise is a separate stream from the face
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -25,11 +29,28 @@ import numpy as np
 ATTRIBUTES = ("masculinity", "age", "size")
 MALE_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7")
 FEMALE_VARIANTS = ("f1", "f2", "f3", "f4", "f5")
+SEXES = ("female", "male")
+OLD_AGE = 60  # portraits photographed at this age or later are the "old" end of their sex's morph
+# Adult voices (Titze 1994; Hillenbrand et al. 1995): median F0 of men ~85-180 Hz, women ~165-255 Hz;
+# women's formants ~15-20 % higher (a shorter vocal tract). Formant scale 1 = an adult man's.
+F0_CENTRE_HZ = {"male": 120.0, "female": 205.0}
+F0_LIMITS_HZ = {"male": (85.0, 180.0), "female": (165.0, 255.0)}
+FORMANT_SCALE = {"male": 1.0, "female": 1.17}
+
+
+@dataclass(frozen=True)
+class PortraitInfo:
+    """What the mapping needs to know of a base portrait."""
+
+    name: str
+    sex: str  # "female" or "male": what the judge sees (docs/synth.md)
+    age: float  # years when photographed (approximate)
+    max_weight: float = 1.0  # the most this portrait may weigh in a morph (see synth/portraits.py)
 
 
 @dataclass(frozen=True)
 class FaceShape:
-    """Relative craniofacial factors (1 = the base portrait) applied by the landmark-driven warp."""
+    """Relative craniofacial factors (1 = the morphed portrait) applied by the landmark-driven warp."""
 
     face_width: float
     face_height: float
@@ -42,23 +63,30 @@ class FaceShape:
 
 @dataclass(frozen=True)
 class Look:
-    """Appearance that carries no attribute: skin tone, light, framing."""
+    """The morph of real portraits, and appearance that carries no attribute: skin tone, light, framing."""
 
     skin_gain: tuple[float, float, float]  # RGB gains on the face
     light_slope: float  # brightness gradient left -> right, -0.3..0.3
     zoom: float  # face width / frame width
-    base: int  # index of the base portrait
+    mix: tuple[tuple[str, float], ...]  # (portrait name, weight) pairs, weights sum to 1
 
 
 @dataclass(frozen=True)
 class Voice:
-    """espeak-ng settings of a speaker: a variant's timbre with our own pitch (Hz), formant scale and rate."""
+    """Targets of a voice: what Praat's "Change gender" makes of a recorded speaker (or espeak-ng's settings)."""
 
-    variant: str
-    pitch_hz: float  # espeak's base pitch; the voice's median F0 sits a little above it
-    pitch_range_hz: float
-    formant_scale: float  # all formant frequencies x this (shorter vocal tract -> higher)
-    rate_wpm: int
+    sex: str
+    pitch_hz: float  # median F0
+    pitch_range: float  # factor on the recorded speaker's pitch range
+    formant_scale: float  # vocal-tract scale: 1 an adult man, ~1.17 a woman; shorter tract -> higher
+    rate: float  # speaking rate factor: 1 the recorded speaker's own
+    source: float  # in [0, 1): which recorded speaker (index = int(source * number of speakers))
+    variant: str  # espeak-ng timbre (m1-m7, f1-f5) for --voices espeak
+
+    @property
+    def rate_wpm(self) -> int:
+        """espeak-ng's words per minute."""
+        return round(165 * self.rate)
 
 
 @dataclass(frozen=True)
@@ -75,7 +103,9 @@ class Identity:
         row: dict[str, object] = {"speaker_id": self.speaker_id, "index": self.index}
         row.update({k: round(v, 4) for k, v in self.attributes.items()})
         row.update({k: round(v, 4) for k, v in asdict(self.shape).items()})
-        row.update({"base": self.look.base, "zoom": round(self.look.zoom, 4),
+        row.update({"sex": sex_of(self.attributes["masculinity"]),
+                    "mix": " ".join(f"{name}:{weight:.3f}" for name, weight in self.look.mix),
+                    "zoom": round(self.look.zoom, 4),
                     "light_slope": round(self.look.light_slope, 4),
                     "skin_gain": " ".join(f"{g:.3f}" for g in self.look.skin_gain)})
         row.update({f"voice_{k}": (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self.voice).items()})
@@ -104,28 +134,62 @@ def face_shape(attributes: dict[str, float], noise: np.random.Generator, face_no
     )
 
 
+def sex_of(masculinity: float) -> str:
+    return "male" if masculinity > 0 else "female"
+
+
+def portrait_mix(portraits: Sequence[PortraitInfo], attributes: dict[str, float], noise: np.random.Generator,
+                 face_noise: float = 1.0) -> tuple[tuple[str, float], ...]:
+    """Weights of the identity's morph: portraits of its sex only; age moves weight from the younger to the
+    older ones (up to the old portraits' `max_weight`); within each end the split is drawn (face noise)."""
+    sex = sex_of(attributes["masculinity"])
+    group = [p for p in portraits if p.sex == sex]
+    if not group:
+        raise ValueError(f"no {sex} base portrait")
+    old = [p for p in group if p.age >= OLD_AGE]
+    young = [p for p in group if p.age < OLD_AGE]
+    lateness = 0.5 * (1 + math.erf((attributes["age"] + 0.3 * face_noise * noise.normal()) / math.sqrt(2)))
+    old_share = 1.0 if not young else 0.0 if not old else lateness * min(p.max_weight for p in old)
+    concentration = 2.0 / max(face_noise, 0.05)  # low face noise -> near-equal splits
+    mix = []
+    for members, share in ((young, 1 - old_share), (old, old_share)):
+        if members and share > 0:
+            split = noise.dirichlet([concentration] * len(members)) if len(members) > 1 else np.ones(1)
+            mix += [(p.name, float(share * w)) for p, w in zip(members, split, strict=True)]
+    return tuple(mix)
+
+
 def voice(attributes: dict[str, float], strength: float, noise: np.random.Generator) -> Voice:
-    """Voice settings from the attributes; see the module docstring for `strength`."""
+    """Voice targets from the attributes; see the module docstring for `strength`."""
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be in [0, 1], got {strength}")
     independent = noise.normal(size=len(ATTRIBUTES))
     other = math.sqrt(1.0 - strength**2)
     m, a, s = (strength * attributes[k] + other * z for k, z in zip(ATTRIBUTES, independent, strict=True))
-    jitter = noise.normal(size=4)
-    variants = MALE_VARIANTS if m > 0 else FEMALE_VARIANTS
+    jitter = np.clip(noise.normal(size=4), -2.5, 2.5)
+    sex = sex_of(m)
+    typical = 0.8 if sex == "male" else -0.8  # the mean masculinity of the sex's half of N(0, 1)
+    # within a sex: more masculine -> lower; older men higher, older women lower; plus the voice's own spread
+    aging = 0.04 * a if sex == "male" else -0.04 * a
+    low, high = F0_LIMITS_HZ[sex]
+    pitch = F0_CENTRE_HZ[sex] * math.exp(-0.10 * (m - typical) + aging + 0.08 * jitter[0])
+    variants = MALE_VARIANTS if sex == "male" else FEMALE_VARIANTS
     return Voice(
+        sex=sex,
+        pitch_hz=float(np.clip(pitch, low, high)),
+        pitch_range=float(np.exp(0.15 * jitter[1])),
+        formant_scale=float(FORMANT_SCALE[sex] * math.exp(-0.05 * s + 0.015 * jitter[2])),
+        rate=float(np.clip(math.exp(-0.08 * a + 0.04 * jitter[3]), 0.75, 1.3)),
+        source=float(noise.uniform()),
         variant=variants[int(noise.integers(len(variants)))],
-        # ~180 Hz at m = -1, ~105 Hz at m = +1 (log-linear, as pitch is perceived); age lowers it a little
-        pitch_hz=float(np.clip(140 * math.exp(-0.27 * m - 0.05 * a + 0.03 * jitter[0]), 70, 260)),
-        pitch_range_hz=float(np.clip(45 + 8 * jitter[1], 25, 70)),
-        formant_scale=float(np.clip(1 - 0.07 * s - 0.03 * m + 0.01 * jitter[2], 0.8, 1.2)),
-        rate_wpm=int(np.clip(round(165 - 20 * a + 8 * jitter[3]), 110, 220)),
     )
 
 
-def sample_identity(seed: int, index: int, strength: float, num_bases: int, face_noise: float = 1.0) -> Identity:
+def sample_identity(seed: int, index: int, strength: float, portraits: Sequence[PortraitInfo],
+                    face_noise: float = 1.0) -> Identity:
     """Identity `index` of the world `seed`. `face_noise` scales the face's variation that no attribute
-    explains (shape noise, skin tone, light): 1 as documented, lower for a world that is easier to learn."""
+    explains (shape noise, the split of a morph, skin tone, light): 1 as documented, lower for a world that
+    is easier to learn."""
     face_rng, look_rng, voice_rng = (rng(seed, index, purpose) for purpose in (FACE, LOOK, VOICE))
     attributes = {k: float(np.clip(v, -2, 2)) for k, v in zip(ATTRIBUTES, face_rng.normal(size=3), strict=True)}
     tone, warmth = face_noise * np.clip(look_rng.normal(0, [0.15, 0.05]), [-0.35, -0.1], [0.35, 0.1])
@@ -133,9 +197,7 @@ def sample_identity(seed: int, index: int, strength: float, num_bases: int, face
         skin_gain=(float(np.exp(tone + warmth)), float(np.exp(tone)), float(np.exp(tone - warmth))),
         light_slope=float(face_noise * look_rng.uniform(-0.3, 0.3)),
         zoom=float(look_rng.uniform(0.34, 0.44)),
-        # the base portrait follows masculinity's quantile (a strong, face-only cue the voice can reach
-        # through pitch); with strength 0 the voice still knows nothing of it
-        base=min(num_bases - 1, int(num_bases * 0.5 * (1 + math.erf(attributes["masculinity"] / math.sqrt(2))))),
+        mix=portrait_mix(portraits, attributes, look_rng, face_noise),
     )
     return Identity(
         speaker_id=f"syn{index:05d}",

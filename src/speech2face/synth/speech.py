@@ -17,7 +17,7 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE
 from ..errors import DataError
-from .attributes import Voice
+from .attributes import FORMANT_SCALE, Voice
 
 # Harvard sentences (IEEE 1969 Recommended Practice for Speech Quality Measurements; public domain)
 SENTENCES = (
@@ -43,6 +43,8 @@ SENTENCES = (
     "The meal was cooked before the bell rang.", "What joy there is in living.",
 )
 ESPEAK = "espeak-ng"
+ESPEAK_BASE_SHARE = 0.85  # of the target median F0
+ESPEAK_RANGE_HZ = 45.0  # the pitch range at range factor 1
 LANGUAGE = "en-us"
 
 
@@ -61,8 +63,10 @@ def espeak_data_dir() -> Path:
 def variant_text(voice: Voice, name: str) -> str:
     """A variant file: the stock variant's timbre, our pitch, its formants scaled by ours."""
     stock = (espeak_data_dir() / "voices" / "!v" / voice.variant).read_text(errors="replace").splitlines()
+    base = ESPEAK_BASE_SHARE * voice.pitch_hz  # espeak-ng's median F0 sits above its base pitch
     lines = [f"name {name}", "language variant",
-             f"pitch {round(voice.pitch_hz)} {round(voice.pitch_hz + voice.pitch_range_hz)}"]
+             f"pitch {round(base)} {round(base + ESPEAK_RANGE_HZ * voice.pitch_range)}"]
+    formant_scale = voice.formant_scale / FORMANT_SCALE[voice.sex]  # the stock variant is of that sex already
     formants = {}
     for line in stock:
         words = line.split()
@@ -72,7 +76,7 @@ def variant_text(voice: Voice, name: str) -> str:
             lines.append(line)
     for index in range(1, 9):  # formant 0 is the voice's low-frequency body, not a vocal-tract resonance
         frequency, height, width = formants.get(index, [100.0, 100.0, 100.0])
-        lines.append(f"formant {index} {round(frequency * voice.formant_scale)} {round(height)} {round(width)}")
+        lines.append(f"formant {index} {round(frequency * formant_scale)} {round(height)} {round(width)}")
     return "\n".join(lines) + "\n"
 
 

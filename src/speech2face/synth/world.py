@@ -6,7 +6,8 @@
     DIR/clips.csv            ytid,speaker_id,clip,seconds,text
     DIR/attributes.csv       per identity: hidden attributes, face shape factors, measured craniofacial
                              ratios, look, voice parameters
-    DIR/world.json           the settings, and a note that the pairing of voice and face is synthetic
+    DIR/world.json           the settings, what is real (portraits, recorded voices, with sources and
+                             licences) and what is synthetic (the pairing, the transformations)
 
 ytid = <speaker_id>_<clip>, so speaker-disjoint splits can group by the part before the underscore.
 Each clip is written atomically and skipped when a rerun finds it, so an interrupted run resumes; the
@@ -30,20 +31,28 @@ from tqdm import tqdm
 from ..audio import SAMPLE_RATE
 from ..errors import DataError
 from ..files import atomic_write, claim_folder
+from . import recorded
 from .attributes import Identity, rng, sample_identity
-from .portraits import Base, face_frame, frame_transforms, load_bases, render_frames, render_identity
+from .portraits import BUILTIN, PortraitSpec, face_frame, frame_transforms, load_bases, render_frames, render_identity
 from .speech import VoiceBank, clip_text
 from .video import FPS, padded_length, write_clip
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 WORLD_FILE = "world.json"
 SPEAKER_PATTERN = r"^(.+)_\d+$"  # ytid = <speaker_id>_<clip>: the AVSpeech reader's --speaker-pattern for a world
 # espeak-ng lists at most 349 voices per data folder, its stock voices included: one private folder per
 # this many speakers (400 in one folder failed; 200 works)
 VOICES_PER_BANK = 200
 CLIP_PURPOSE = 100  # generator keys (seed, identity, CLIP_PURPOSE + clip): one stream per clip
-NOTE = ("SYNTHETIC: faces are warped public-domain portraits and voices are espeak-ng speech whose "
-        "parameters are set from the same hidden attributes; no real person's voice belongs to any face here.")
+VOICES = ("recorded", "espeak")
+NOTES = {
+    "recorded": ("SYNTHETIC pairing of real material: faces are morphs of real public-domain portraits and voices "
+                 "are real recorded speakers transformed (pitch, formants, rate) to targets set from the same hidden "
+                 "attributes; no real person's voice belongs to any face here."),
+    "espeak": ("SYNTHETIC: faces are morphs of real public-domain portraits and voices are espeak-ng speech whose "
+               "parameters are set from the same hidden attributes; no real person's voice belongs to any face here."),
+}
+NOTE = NOTES["recorded"]
 
 
 @dataclass(frozen=True)
@@ -53,9 +62,12 @@ class WorldSettings:
     seed: int = 0
     strength: float = 1.0  # how much the voice follows the face's attributes: 1 full, 0 independent
     frame_size: int = 256
-    face_noise: float = 1.0  # face variation no attribute explains (shape noise, skin tone, light)
+    face_noise: float = 1.0  # face variation no attribute explains (shape noise, morph split, skin tone, light)
+    voices: str = "recorded"  # recorded speakers transformed by Praat, or "espeak" (fast, for tests)
 
     def check(self) -> None:
+        if self.voices not in VOICES:
+            raise DataError(f"voices must be one of {', '.join(VOICES)}, got {self.voices!r}")
         if self.identities < 1 or self.clips < 1:
             raise DataError(f"need at least one identity and one clip, got {self.identities} x {self.clips}")
         if not 0.0 <= self.strength <= 1.0:
@@ -90,16 +102,20 @@ def craniofacial_measures(points: np.ndarray) -> dict[str, float]:
             "measured_eye_spacing": round(eye_distance / height, 4), "measured_nose_length": span(27, 33)}
 
 
-def identity_clips(identity: Identity, base: Base, settings: WorldSettings, voices_root: Path,
-                   videos: Path) -> tuple[dict[str, object], list[ClipRow]]:
+def identity_clips(identity: Identity, portraits: tuple[PortraitSpec, ...], settings: WorldSettings,
+                   voices_root: Path | None, videos: Path) -> tuple[dict[str, object], list[ClipRow]]:
     """Render one identity's clips (skipping files already there); its attributes row and clip rows."""
-    portrait, points = render_identity(base, identity.shape, identity.look)
-    bank = VoiceBank(voices_root)
+    bases = {base.name: base for base in load_bases(portraits)}
+    portrait, points = render_identity(bases, identity.shape, identity.look)
+    speakers = recorded.sources() if voices_root is None else ()
     rows = []
     for clip in range(settings.clips):
         clip_rng = rng(settings.seed, identity.index, CLIP_PURPOSE + clip)
-        text = clip_text(clip_rng)
-        wave = bank.say(identity.speaker_id, identity.voice, text)
+        if voices_root is None:
+            wave, text = recorded.speak(speakers, identity.voice, clip_rng)
+        else:
+            text = clip_text(clip_rng)
+            wave = VoiceBank(voices_root).say(identity.speaker_id, identity.voice, text)
         frames = math.ceil(padded_length(len(wave)) / SAMPLE_RATE * FPS)  # the video covers all the audio
         transforms = frame_transforms(points, portrait.shape[:2], identity.look, frames, settings.frame_size,
                                       clip_rng)
@@ -110,37 +126,56 @@ def identity_clips(identity: Identity, base: Base, settings: WorldSettings, voic
         centre = transforms[0] @ np.append(points.mean(axis=0), 1.0) / settings.frame_size
         rows.append(ClipRow(ytid, identity.speaker_id, clip, len(wave) / SAMPLE_RATE, float(centre[0]),
                             float(centre[1]), text))
-    row = identity.row() | {"base_name": base.name, "strength": settings.strength} | craniofacial_measures(points)
+    row = identity.row() | {"strength": settings.strength} | craniofacial_measures(points)
     return row, rows
 
 
-def _run_identity(job: tuple[Identity, Base, WorldSettings, Path, Path]) -> tuple[dict[str, object], list[ClipRow]]:
+def _run_identity(job: tuple[Identity, tuple[PortraitSpec, ...], WorldSettings, Path | None, Path]
+                  ) -> tuple[dict[str, object], list[ClipRow]]:
     return identity_clips(*job)
 
 
+def world_header(settings: WorldSettings, portraits: tuple[PortraitSpec, ...]) -> dict[str, object]:
+    """world.json: the settings, and what in the world is real and what is synthetic."""
+    real = {"portraits": [{"name": s.info.name, "sex": s.info.sex, "source": s.origin, "licence": s.licence}
+                          for s in BUILTIN] + [{"name": p.path.stem, "sex": p.sex, "source": str(p.path),
+                                                "licence": "given by the user"} for p in portraits]}
+    if settings.voices == "recorded":
+        real["voices"] = [{"name": s.name, "sex": s.sex, "language": s.language, "debian_package": s.package,
+                           "licence": s.licence} for s in recorded.SOURCES]
+    synthetic = ["the pairing of every voice with a face", "the faces (morphs and warps of the portraits)",
+                 "the voices (Praat 'Change gender' of the recordings)" if settings.voices == "recorded"
+                 else "the voices (espeak-ng)"]
+    return {"format_version": FORMAT_VERSION, "synthetic": True, "note": NOTES[settings.voices],
+            "settings": settings.__dict__, "real": real, "synthetic_parts": synthetic, "fps": FPS,
+            "sample_rate": SAMPLE_RATE}
+
+
 def make_world(out: str | Path, settings: WorldSettings | None = None, *, workers: int | None = None,
-               portraits: list[Path] | None = None, progress: bool = True) -> Path:
+               portraits: list[PortraitSpec] | None = None, progress: bool = True) -> Path:
     """Generate (or finish) the synthetic world in `out`; returns `out`. `workers`: processes (default:
-    the CPU count; 1 runs here). `portraits`: extra base photos besides the built-in ones."""
+    the CPU count; 1 runs here). `portraits`: extra base portraits besides the built-in ones."""
     settings = settings or WorldSettings()
     settings.check()
     out = Path(out)
-    bases = load_bases(portraits)
-    header = {"format_version": FORMAT_VERSION, "synthetic": True, "note": NOTE,
-              "settings": settings.__dict__, "bases": [b.name for b in bases], "fps": FPS,
-              "sample_rate": SAMPLE_RATE}
-    claim_folder(out, WORLD_FILE, header, "a synthetic world")
+    extra = tuple(portraits or ())
+    bases = load_bases(extra)
+    if settings.voices == "recorded":
+        recorded.sources()  # a missing Debian package or parselmouth fails here, before any work
+    claim_folder(out, WORLD_FILE, world_header(settings, extra), "a synthetic world")
     videos = out / "videos"
     videos.mkdir(parents=True, exist_ok=True)
-    identities = [sample_identity(settings.seed, i, settings.strength, len(bases), settings.face_noise)
+    infos = [base.info for base in bases]
+    identities = [sample_identity(settings.seed, i, settings.strength, infos, settings.face_noise)
                   for i in range(settings.identities)]
     with contextlib.ExitStack() as stack:
         jobs = []
         for first in range(0, len(identities), VOICES_PER_BANK):
-            bank = stack.enter_context(VoiceBank())
+            bank = stack.enter_context(VoiceBank()) if settings.voices == "espeak" else None
             for identity in identities[first:first + VOICES_PER_BANK]:
-                bank.add(identity.speaker_id, identity.voice)
-                jobs.append((identity, bases[identity.look.base], settings, bank.root, videos))
+                if bank is not None:
+                    bank.add(identity.speaker_id, identity.voice)
+                jobs.append((identity, extra, settings, bank.root if bank else None, videos))
         results = list(tqdm(_map(jobs, workers), total=len(jobs), desc="synth", unit="identity",
                             disable=not progress))
     attribute_rows = [row for row, _ in results]

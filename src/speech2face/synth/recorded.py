@@ -1,0 +1,206 @@
+"""Voices from recorded speech: real speakers from Debian packages, transformed by Praat's "Change gender".
+
+An identity's voice borrows the utterances of one recorded speaker (drawn independently of its face)
+and turns them into its own voice with praat-parselmouth: the median F0 and pitch range it should have,
+its vocal-tract length (formant shift ratio = its formant scale / the recorded speaker's), and its rate
+(duration factor). What is real: the recorded speech. What is synthetic: the pairing with a face and the
+transformation.
+
+    speakers = sources()                            # the recorded speakers; DataError names a missing package
+    wave, said = speak(speakers, voice, rng)        # 16 kHz float32, and which files it used
+
+`HELD_OUT` (Carlo, a man with a high voice, and Menardi, a woman) are never sources: they are only for
+testing a trained model on real voices (`held_out_recordings`, benchmarks/real_voices.py).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import SAMPLE_RATE, load_audio
+from ..errors import AudioError, DataError
+from .attributes import FORMANT_SCALE, Voice
+
+MIN_SECONDS = 3.0  # a clip's utterances add up to at least this much (like the espeak world's ~3 s)
+GAP_SECONDS = 0.2  # silence between two utterances
+PITCH_FLOOR_HZ, PITCH_CEILING_HZ = 75.0, 600.0  # Praat's pitch analysis range for "Change gender"
+TRIM_DB = 35.0  # leading / trailing audio this far below the utterance's peak frame is cut
+PEAK = 0.9  # output peak level
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """A recorded speaker: where its files are, which Debian package puts them there."""
+
+    name: str
+    sex: str
+    language: str
+    package: str
+    folder: str
+    pattern: str
+    licence: str
+
+    def files(self) -> list[Path]:
+        found = sorted(Path(self.folder).glob(self.pattern))
+        if not found:
+            raise DataError(f"recorded voices need the Debian package {self.package} (speaker {self.name}, "
+                            f"{self.folder}): apt-get install {self.package}")
+        return found
+
+
+ASTERISK = "/usr/share/asterisk/sounds"
+FILLETS = "/usr/share/games/fillets-ng/sound"
+SOURCES = (
+    Speaker("allison", "female", "en-US", "asterisk-core-sounds-en-g722", f"{ASTERISK}/en_US_f_Allison", "*.g722",
+            "CC-BY-SA-3.0 (Asterisk core sounds, Digium)"),
+    Speaker("june", "female", "fr-CA", "asterisk-core-sounds-fr-wav", f"{ASTERISK}/fr_CA_f_June", "*.wav",
+            "CC-BY-SA-3.0 (Asterisk core sounds, Digium)"),
+    Speaker("ru-ivr", "female", "ru-RU", "asterisk-core-sounds-ru-wav", f"{ASTERISK}/ru_RU_f_IvrvoiceRU", "*.wav",
+            "CC-BY-SA-3.0 (Asterisk core sounds, Digium)"),
+    Speaker("fillets-big-fish", "male", "cs", "fillets-ng-data-cs", FILLETS, "*/cs/*-v-*.ogg",
+            "GPL-2+ (Fish Fillets NG data)"),
+    Speaker("fillets-small-fish", "female", "cs", "fillets-ng-data-cs", FILLETS, "*/cs/*-m-*.ogg",
+            "GPL-2+ (Fish Fillets NG data)"),
+)
+HELD_OUT = (
+    Speaker("carlo", "male", "it-IT", "asterisk-core-sounds-it-wav", f"{ASTERISK}/it_IT_m_Carlo", "*.wav",
+            "CC-BY-SA-3.0 (Asterisk core sounds, Digium)"),
+    Speaker("menardi", "female", "it-IT", "asterisk-prompt-it-menardi-wav", f"{ASTERISK}/it_IT_f_Menardi", "*.wav",
+            "CC-BY-SA-3.0 (Asterisk Italian prompts, Menardi)"),
+)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A recorded speaker and its utterance files (checked to exist)."""
+
+    speaker: Speaker
+    files: tuple[Path, ...]
+
+
+def sources(speakers: tuple[Speaker, ...] | None = None) -> tuple[Source, ...]:
+    """The recorded speakers (default SOURCES) with their files; a DataError names the first missing package."""
+    _require_parselmouth()
+    return tuple(Source(speaker, tuple(speaker.files())) for speaker in speakers or SOURCES)
+
+
+def _require_parselmouth() -> None:
+    try:
+        import parselmouth  # noqa: F401
+    except ImportError:
+        raise DataError("recorded voices need praat-parselmouth: pip install 'speech2face[data]' "
+                        "(or --voices espeak)") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def utterance(path: Path) -> np.ndarray:
+    """One recorded file at 16 kHz, its leading and trailing silence cut."""
+    wave = load_audio(path)
+    frame = SAMPLE_RATE // 100
+    frames = len(wave) // frame
+    if frames == 0:
+        return wave
+    energy = (wave[: frames * frame].reshape(frames, frame) ** 2).mean(axis=1)
+    loud = np.flatnonzero(energy > energy.max() * 10 ** (-TRIM_DB / 10))
+    return wave[max(0, loud[0] - 5) * frame: min(frames, loud[-1] + 6) * frame]
+
+
+def gather(source: Source, rng: np.random.Generator, min_seconds: float = MIN_SECONDS) -> tuple[np.ndarray, list[str]]:
+    """Utterances of `source` in a random order, joined by short pauses, until at least `min_seconds`."""
+    pieces, names, total = [], [], 0.0
+    gap = np.zeros(round(GAP_SECONDS * SAMPLE_RATE), np.float32)
+    for index in rng.permutation(len(source.files)):
+        path = source.files[index]
+        try:
+            wave = utterance(path)
+        except AudioError:
+            continue  # a damaged file in a system package: skip it
+        if len(wave) < SAMPLE_RATE // 4:
+            continue
+        pieces += [wave, gap]
+        names.append(path.stem)
+        total += len(wave) / SAMPLE_RATE + GAP_SECONDS
+        if total >= min_seconds:
+            break
+    if not pieces:
+        raise DataError(f"no usable recording of {source.speaker.name} in {source.speaker.folder}")
+    return np.concatenate(pieces[:-1]), names
+
+
+def change_gender(wave: np.ndarray, voice: Voice, source_sex: str, seed: int = 0) -> np.ndarray:
+    """Praat's "Change gender" to the voice's median F0, pitch range, formant scale and rate (16 kHz float32).
+    Praat draws random numbers (for unvoiced stretches): `seed` makes the output reproducible."""
+    import parselmouth
+    from parselmouth.praat import call, run
+
+    run(f"random_initializeWithSeedUnsafelyButPredictably ({seed})")
+    sound = parselmouth.Sound(wave.astype(np.float64), SAMPLE_RATE)
+    formant_ratio = voice.formant_scale / FORMANT_SCALE[source_sex]
+    changed = call(sound, "Change gender", PITCH_FLOOR_HZ, PITCH_CEILING_HZ, formant_ratio, voice.pitch_hz,
+                   voice.pitch_range, 1.0 / voice.rate)
+    out = np.asarray(changed.values[0], np.float32)
+    if round(changed.sampling_frequency) != SAMPLE_RATE:
+        import soxr
+
+        out = soxr.resample(out, changed.sampling_frequency, SAMPLE_RATE, quality="HQ").astype(np.float32)
+    peak = float(np.abs(out).max(initial=0.0))
+    return out * (PEAK / peak) if peak > 0 else out
+
+
+def speak(speakers: tuple[Source, ...], voice: Voice, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """A clip of the identity's voice: utterances of its recorded speaker, transformed; and what was said
+    (`speaker: file, file, ...`)."""
+    source = speakers[min(len(speakers) - 1, int(voice.source * len(speakers)))]
+    wave, names = gather(source, rng)
+    seed = int(rng.integers(2**31))
+    return change_gender(wave, voice, source.speaker.sex, seed), f"{source.speaker.name}: {', '.join(names)}"
+
+
+def held_out_recordings(speaker: Speaker, seconds: float, count: int, seed: int = 0) -> list[np.ndarray]:
+    """`count` recordings of a held-out real speaker, each its utterances joined to at least `seconds`
+    (untransformed: the real voice), drawn without repeating a file while files remain."""
+    source = Source(speaker, tuple(speaker.files()))
+    rng = np.random.default_rng(seed)
+    return [gather(source, rng, seconds)[0] for _ in range(count)]
+
+
+ENVELOPE_BAND_HZ = (250.0, 3800.0)  # inside every source's band (8 kHz recordings end at 4 kHz)
+ENVELOPE_POINTS = 400  # log-frequency grid
+MAX_SHIFT_POINTS = 40  # +-27 % of frequency
+
+
+def spectral_envelope(wave: np.ndarray) -> tuple[np.ndarray, float]:
+    """The long-term spectrum of the loud frames on a log-frequency grid, in dB-like log power, smoothed
+    over a third of an octave (so harmonics, i.e. pitch, are gone and formants stay); and the grid step."""
+    n_fft, hop = 1024, 256
+    frames = np.lib.stride_tricks.sliding_window_view(wave, n_fft)[::hop] * np.hanning(n_fft)
+    energy = (frames**2).mean(axis=1)
+    power = (np.abs(np.fft.rfft(frames[energy > 0.1 * energy.mean()], axis=1)) ** 2).mean(axis=0)
+    grid = np.geomspace(*ENVELOPE_BAND_HZ, ENVELOPE_POINTS)
+    log_power = np.log(np.interp(grid, np.fft.rfftfreq(n_fft, 1 / SAMPLE_RATE), power) + 1e-12)
+    step = float(np.log(grid[1] / grid[0]))
+    kernel = np.hanning(2 * round(np.log(2) / 3 / step) + 1)
+    return np.convolve(log_power, kernel / kernel.sum(), mode="same"), step
+
+
+def formant_shift(original: np.ndarray, changed: np.ndarray) -> float:
+    """By what factor `changed` moved the formants of `original` (the same utterances): the shift along log
+    frequency that best aligns their spectral envelopes. A vocal-tract proxy independent of pitch."""
+    reference, step = spectral_envelope(original)
+    moved, _ = spectral_envelope(changed)
+    inner = reference[MAX_SHIFT_POINTS:-MAX_SHIFT_POINTS]
+    scores = [np.corrcoef(inner, moved[MAX_SHIFT_POINTS + k:len(moved) - MAX_SHIFT_POINTS + k])[0, 1]
+              for k in range(-MAX_SHIFT_POINTS, MAX_SHIFT_POINTS + 1)]
+    return float(np.exp((int(np.argmax(scores)) - MAX_SHIFT_POINTS) * step))
+
+
+def median_f0(wave: np.ndarray) -> float:
+    """Median F0 (Hz) of the voiced frames (Praat's autocorrelation tracker); nan if none is voiced."""
+    import parselmouth
+
+    f0 = parselmouth.Sound(wave.astype(np.float64), SAMPLE_RATE).to_pitch().selected_array["frequency"]
+    return float(np.median(f0[f0 > 0])) if (f0 > 0).any() else float("nan")
