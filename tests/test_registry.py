@@ -93,10 +93,14 @@ def test_unsafe_archives_and_bad_registries_are_refused(registry: Path, tmp_path
 def test_the_demo_model_is_built_on_first_use_then_cached(registry: Path, spoken: dict[str, Path],
                                                           monkeypatch: pytest.MonkeyPatch,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    """`--model demo` right after install: the first use runs the quick demo (here shrunk), later uses load
-    the cached folder."""
-    from speech2face import demo
+    """`--model demo` from a checkout without the shipped model folder: the first use runs the quick demo (here
+    shrunk), later uses load the cached folder."""
+    import dataclasses
 
+    from speech2face import demo
+    from speech2face import registry as models
+
+    monkeypatch.setattr(models, "BUILTIN", tuple(dataclasses.replace(entry, shipped=None) for entry in models.BUILTIN))
     monkeypatch.setattr(demo, "QUICK", demo.DemoSize(identities=24, clips=1, decoder_steps=4, voice_steps=4))
     out = registry.parent / "faces"
     assert main(["predict", str(spoken["short"]), "--model", "demo", "-o", str(out), "-q"]) == 0

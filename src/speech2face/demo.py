@@ -1,9 +1,10 @@
 """`s2f demo`: the whole pipeline on a synthetic world it makes itself, stage by stage.
 
-    synth -> prepare -> train-decoder -> train (small) -> evaluate
+    synth -> prepare -> train-decoder -> train (small) -> evaluate -> real voices -> package
 
 `--quick` is sized for about 10 minutes on 2 CPU cores; the full demo trains longer on a bigger world.
 `strength` 0 builds the control world (voice independent of face): the same pipeline must stay at chance.
+The quick demo's model is the one the package ships (`ship`, `s2f demo --quick --ship`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .model_folder import DEMO_MODEL_DIR, EVAL_FILE, ModelCard, package_run
+from .files import sha256_of, write_json
+from .model_folder import (
+    CONFIG_FILE,
+    DECODER_DIR,
+    DEMO_MODEL_DIR,
+    EVAL_FILE,
+    SHIPPED_DEMO,
+    VOICE_DIR,
+    WEIGHTS_FILE,
+    ModelCard,
+    package_run,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,31 +90,97 @@ def run_demo(out: str | Path, quick: bool = True, seed: int = 0, strength: float
     stage("evaluate")
     labels = world / "attributes.csv"
     metrics = evaluate_model(out / "voice", out / "data", out / "report", labels=labels, seed=seed)
+    stage("real voices")
+    real = real_voices(out, metrics, seed, strength)
     stage("package")
-    package_demo(out, metrics, seed, strength)
+    package_demo(out, metrics, real, seed, strength)
     stage(None)
     print(f"[demo] all done in {time.perf_counter() - started:.0f} s; report: {out / 'report' / 'report.html'}")
     return metrics
 
 
-def package_demo(out: Path, metrics: dict[str, Any], seed: int, strength: float) -> Path:
-    """`out/model`: the demo's voice encoder and decoder as one model folder (`Speech2Face.from_pretrained`)."""
+def demo_card(metrics: dict[str, Any], real: dict[str, Any] | None, seed: int, strength: float) -> ModelCard:
+    """What the demo model is, with its figures beside their chance levels."""
     cos = metrics["retrieval"]["cos"]
-    card = ModelCard(
+    evaluation: dict[str, Any] = {
+        "speakers": metrics["protocol"]["speakers"], "pool": cos["pool"], "R@1": cos["R@1"],
+        "chance_R@1": cos["chance_R@1"], "R@5": cos["R@5"], "chance_R@5": cos["chance_R@5"],
+        "matching_1_of_2": metrics["matching_1_of_2"]["any"]["accuracy"]}
+    judged = metrics.get("judge", {})
+    if "sex" in judged:
+        evaluation["judge_sex_agreement"] = judged["sex"]["voice"]["accuracy"]
+        evaluation["judge_sex_agreement_upper_bound"] = judged["sex"]["upper_bound"]["accuracy"]
+    if real is not None:
+        evaluation["real_voices_sex_agreement"] = real["agreement"]
+        evaluation["real_voices"] = {name: found["agreement"] for name, found in real["speakers"].items()}
+    return ModelCard(
         name="demo" if strength == 1.0 else f"demo-strength-{strength:g}", synthetic=True,
-        description=(f"small voice encoder and face decoder trained by `s2f demo` on a synthetic world (seed {seed}, "
-                     f"strength {strength:g}: espeak-ng voices, warped portraits)"),
-        face_encoder="dlib-torch",
-        evaluation={"speakers": metrics["protocol"]["speakers"], "pool": cos["pool"], "R@1": cos["R@1"],
-                    "chance_R@1": cos["chance_R@1"], "R@5": cos["R@5"], "chance_R@5": cos["chance_R@5"],
-                    "matching_1_of_2": metrics["matching_1_of_2"]["any"]["accuracy"]})
-    return package_run(out / "voice", out / DEMO_MODEL_DIR, card)
+        description=(f"small voice encoder and face decoder trained by `s2f demo --quick` on a synthetic world "
+                     f"(seed {seed}, strength {strength:g}). Real: the portraits (public domain) and the recorded "
+                     "speakers (Debian packages). Synthetic: which voice goes with which face, the morphs and "
+                     "warps of the faces, and Praat's transformation of the voices."),
+        face_encoder="dlib-torch", evaluation=evaluation)
+
+
+def real_voices(out: Path, metrics: dict[str, Any], seed: int, strength: float) -> dict[str, Any] | None:
+    """The trained model on held-out real voices (`evaluate.real_voices`), saved as report/real_voices.json;
+    None (said) where the judge or the recordings are not installed."""
+    from .errors import DataError, ModelError
+    from .evaluate.real_voices import judge_real_voices
+    from .pipeline import Speech2Face
+
+    package_run(out / "voice", out / DEMO_MODEL_DIR, demo_card(metrics, None, seed, strength))
+    try:
+        found = judge_real_voices(Speech2Face.from_pretrained(out / DEMO_MODEL_DIR, device="cpu"), seed=seed)
+    except (DataError, ModelError) as error:
+        print(f"[demo] real voices skipped: {error}", flush=True)
+        return None
+    write_json(out / "report" / "real_voices.json", found)
+    print(f"[demo] held-out real voices: the judge calls the drawn face the speaker's sex in "
+          f"{found['agreement']:.0%} of {found['recordings']} recordings (chance 50%): "
+          + ", ".join(f"{name} {v['agreement']:.0%}" for name, v in found["speakers"].items()), flush=True)
+    return found
+
+
+def package_demo(out: Path, metrics: dict[str, Any], real: dict[str, Any] | None, seed: int,
+                 strength: float) -> Path:
+    """`out/model`: the demo's voice encoder and decoder as one model folder (`Speech2Face.from_pretrained`)."""
+    return package_run(out / "voice", out / DEMO_MODEL_DIR, demo_card(metrics, real, seed, strength))
+
+
+def ship(model: Path, destination: Path = SHIPPED_DEMO) -> Path:
+    """Write a demo model folder as the package ships it: floating-point weights as fp16 (half the size; they
+    load into float32 networks), and each file's sha256 in the card (checked by tests/test_demo.py)."""
+    import shutil
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    staging = destination.with_name(destination.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    card = ModelCard.read(model)
+    files: dict[str, str] = {}
+    for part in (VOICE_DIR, DECODER_DIR):
+        (staging / part).mkdir(parents=True)
+        shutil.copyfile(model / part / CONFIG_FILE, staging / part / CONFIG_FILE)
+        with safe_open(str(model / part / WEIGHTS_FILE), framework="pt") as handle:
+            metadata = handle.metadata()
+        state = load_file(str(model / part / WEIGHTS_FILE))
+        save_file({k: v.half() if v.is_floating_point() else v for k, v in state.items()},
+                  str(staging / part / WEIGHTS_FILE), metadata=metadata)
+        for name in (CONFIG_FILE, WEIGHTS_FILE):
+            files[f"{part}/{name}"] = sha256_of(staging / part / name)
+    card.files = files
+    card.write(staging)
+    shutil.rmtree(destination, ignore_errors=True)
+    staging.rename(destination)
+    return destination
 
 
 def build_model(target: Path, progress: bool = True, size: DemoSize | None = None) -> Path:
     """The registry's builder of `demo`: train it (`s2f demo --quick`) and keep its model folder as `target`."""
     work = target.with_name(target.name + ".build")
-    print(f"[models] building the demo model once: s2f demo --quick --out {work} (about 8 minutes on 2 CPU cores)",
+    print(f"[models] building the demo model once: s2f demo --quick --out {work} (about 10 minutes on 2 CPU cores)",
           flush=True)
     run_demo(work, quick=True, progress=progress, size=size)
     shutil.rmtree(target, ignore_errors=True)

@@ -36,6 +36,7 @@ BEST_DIR = "best"
 VOICE_DIR = "voice"
 DECODER_DIR = "decoder"
 DEMO_MODEL_DIR = "model"  # inside a `s2f demo` output folder
+SHIPPED_DEMO = Path(__file__).with_name("demo_model")  # the demo model as the package ships it
 CARD_FORMAT_VERSION = 1
 
 
@@ -48,11 +49,12 @@ class ModelCard:
     description: str = ""
     face_encoder: str = ""  # the face network whose feature space the voice encoder predicts
     evaluation: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256, where the folder is shipped
 
     @property
     def label(self) -> str:
         """One line for people: the name, and the synthetic warning where it applies."""
-        warning = " — SYNTHETIC: trained on the synthetic world; says nothing about real people" \
+        warning = " — SYNTHETIC: trained on a synthetic pairing of voices and faces; says nothing about real people" \
             if self.synthetic else ""
         return f"{self.name}{warning}"
 

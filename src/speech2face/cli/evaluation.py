@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from .common import add_quiet
 
@@ -51,11 +52,19 @@ def register_evaluate(verbs: argparse._SubParsersAction) -> None:
 
 def demo(args: argparse.Namespace) -> int:
     from ..demo import run_demo
+    from ..errors import DataError
     from ..evaluate.report import summary
+    from ..model_folder import DEMO_MODEL_DIR
 
+    if args.ship and not (args.quick and args.strength == 1.0 and args.seed == 0):
+        raise DataError("--ship writes the package's demo model: only with --quick, --strength 1 and --seed 0")
     metrics = run_demo(args.out, quick=args.quick, seed=args.seed, strength=args.strength, workers=args.workers,
                        progress=not args.quiet)
     print("\n".join(summary(metrics)))
+    if args.ship:
+        from ..demo import ship
+
+        print(f"[demo] shipped: {ship(Path(args.out) / DEMO_MODEL_DIR)} (fp16, checksums in its card)")
     return 0
 
 
@@ -63,11 +72,15 @@ def register_demo(verbs: argparse._SubParsersAction) -> None:
     parser = verbs.add_parser(
         "demo", help="synth -> prepare -> train-decoder -> train -> evaluate, on a synthetic world",
         description="Run the whole pipeline on a synthetic world it generates; prints each stage and where the "
-                    "report is. --quick: about 8 minutes on 2 CPU cores (200 identities); without it about 30 "
-                    "minutes (400 identities, longer training). Rerun to resume.",
+                    "report is. The world pairs real portraits with recorded voices (needs the Debian packages "
+                    "s2f synth --help names). --quick: about 10 minutes on 2 CPU cores (200 identities); "
+                    "without it about 30 minutes (400 identities, longer training). Rerun to resume. The model "
+                    "the package ships as `demo` is `s2f demo --quick --out DIR --ship`.",
         epilog="example: s2f demo --quick --out demo")
     parser.add_argument("--out", required=True, help="output folder (world/, data/, decoder/, voice/, report/)")
-    parser.add_argument("--quick", action="store_true", help="small world and short training (~8 min on 2 cores)")
+    parser.add_argument("--quick", action="store_true", help="small world and short training (~10 min on 2 cores)")
+    parser.add_argument("--ship", action="store_true",
+                        help="also write the model into the installed package as the shipped `demo` (fp16)")
     parser.add_argument("--strength", type=float, default=1.0, help="voice-face link of the world (0: control)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="processes for synth and prepare (default 2)")

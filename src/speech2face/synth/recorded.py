@@ -161,11 +161,24 @@ def speak(speakers: tuple[Source, ...], voice: Voice, rng: np.random.Generator) 
 
 
 def held_out_recordings(speaker: Speaker, seconds: float, count: int, seed: int = 0) -> list[np.ndarray]:
-    """`count` recordings of a held-out real speaker, each its utterances joined to at least `seconds`
-    (untransformed: the real voice), drawn without repeating a file while files remain."""
-    source = Source(speaker, tuple(speaker.files()))
-    rng = np.random.default_rng(seed)
-    return [gather(source, rng, seconds)[0] for _ in range(count)]
+    """`count` recordings of a held-out real speaker (untransformed: the real voice), each its utterances
+    joined to at least `seconds`; no file is used twice (fewer recordings when the files run out)."""
+    files = speaker.files()
+    order = np.random.default_rng(seed).permutation(len(files))
+    recordings: list[np.ndarray] = []
+    pieces: list[np.ndarray] = []
+    gap = np.zeros(round(GAP_SECONDS * SAMPLE_RATE), np.float32)
+    for index in order:
+        try:
+            pieces += [utterance(files[index]), gap]
+        except AudioError:
+            continue
+        if sum(len(piece) for piece in pieces) >= seconds * SAMPLE_RATE:
+            recordings.append(np.concatenate(pieces[:-1]))
+            pieces = []
+            if len(recordings) == count:
+                break
+    return recordings
 
 
 ENVELOPE_BAND_HZ = (250.0, 3800.0)  # inside every source's band (8 kHz recordings end at 4 kHz)
