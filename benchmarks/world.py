@@ -48,7 +48,7 @@ def measure_voices(count: int, seed: int) -> None:
     rows: dict[str, list[tuple[float, float, float, float]]] = {sex: [] for sex in SEXES}
     for index in range(count):
         voice = sample_identity(seed, index, 1.0, portraits).voice
-        source = speakers[min(len(speakers) - 1, int(voice.source * len(speakers)))]
+        source = recorded.pick_source(speakers, voice.source)
         original, _ = recorded.gather(source, np.random.default_rng(index))
         changed = recorded.change_gender(original, voice, source.speaker.sex, seed=index)
         scale = recorded.formant_shift(original, changed) * FORMANT_SCALE[source.speaker.sex]

@@ -224,7 +224,7 @@ def test_recorded_voices_reach_their_pitch_and_vocal_tract_targets() -> None:
     for index in range(16):
         identity = sample_identity(21, index, 1.0, PORTRAITS)
         voice_ = identity.voice
-        source = speakers[min(len(speakers) - 1, int(voice_.source * len(speakers)))]
+        source = recorded.pick_source(speakers, voice_.source)
         original, _ = recorded.gather(source, np.random.default_rng(index))
         changed = recorded.change_gender(original, voice_, source.speaker.sex, seed=index)
         assert abs(median_f0(changed) / voice_.pitch_hz - 1) < 0.08, (voice_, median_f0(changed))

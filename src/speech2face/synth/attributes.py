@@ -80,7 +80,7 @@ class Voice:
     pitch_range: float  # factor on the recorded speaker's pitch range
     formant_scale: float  # vocal-tract scale: 1 an adult man, ~1.17 a woman; shorter tract -> higher
     rate: float  # speaking rate factor: 1 the recorded speaker's own
-    source: float  # in [0, 1): which recorded speaker (index = int(source * number of speakers))
+    source: float  # in [0, 1): which recorded speaker (`recorded.pick_source`)
     variant: str  # espeak-ng timbre (m1-m7, f1-f5) for --voices espeak
 
     @property

@@ -151,10 +151,20 @@ def change_gender(wave: np.ndarray, voice: Voice, source_sex: str, seed: int = 0
     return out * (PEAK / peak) if peak > 0 else out
 
 
+def pick_source(speakers: tuple[Source, ...], draw: float) -> Source:
+    """The recorded speaker of a voice, from its uniform `draw` (independent of the face). Each sex's speakers
+    share half the chances (four of the five sources are women): otherwise most men's voices would be women's
+    voices transformed far, most women's barely, and how much Praat changed a voice would tell its sex."""
+    groups = [[s for s in speakers if s.speaker.sex == sex] for sex in sorted({s.speaker.sex for s in speakers})]
+    position = draw * len(groups)
+    group = groups[min(len(groups) - 1, int(position))]
+    return group[min(len(group) - 1, int((position % 1) * len(group)))]
+
+
 def speak(speakers: tuple[Source, ...], voice: Voice, rng: np.random.Generator) -> tuple[np.ndarray, str]:
     """A clip of the identity's voice: utterances of its recorded speaker, transformed; and what was said
     (`speaker: file, file, ...`)."""
-    source = speakers[min(len(speakers) - 1, int(voice.source * len(speakers)))]
+    source = pick_source(speakers, voice.source)
     wave, names = gather(source, rng)
     seed = int(rng.integers(2**31))
     return change_gender(wave, voice, source.speaker.sex, seed), f"{source.speaker.name}: {', '.join(names)}"
