@@ -78,7 +78,7 @@ def test_the_shipped_model_finds_faces_from_voices_it_never_heard(unseen_world: 
     assert cos["mean_rank"] < cos["chance_mean_rank"] - 4 * rank_error
     assert cos["R@5"] >= 2 * cos["chance_R@5"]
     sex = metrics["judge"]["sex"]["voice"]
-    assert sex["accuracy"] >= 0.8, sex  # the judge: the face drawn from the voice vs the true face
+    assert sex["agreement"] >= 0.8, sex  # the judge: the face drawn from the voice vs the true face
 
 
 @pytest.mark.slow

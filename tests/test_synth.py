@@ -183,6 +183,18 @@ def test_a_missing_recording_package_is_named(monkeypatch: pytest.MonkeyPatch, t
     assert not (tmp_path / "w").exists()
 
 
+def test_recorded_speakers_are_drawn_half_by_sex_and_independently_of_the_face() -> None:
+    speakers = recorded.sources()
+    people = [sample_identity(5, i, 1.0, PORTRAITS) for i in range(400)]
+    chosen = [recorded.pick_source(speakers, p.voice.source).speaker for p in people]
+    male_source = np.array([s.sex == "male" for s in chosen])
+    male_face = np.array([sex_of(p.attributes["masculinity"]) == "male" for p in people])
+    assert 0.4 < male_source.mean() < 0.6
+    assert abs(np.corrcoef(male_source, male_face)[0, 1]) < 0.15
+    assert {s.name for s in chosen} == {s.speaker.name for s in speakers}
+    assert not {s.name for s in chosen} & {s.name for s in recorded.HELD_OUT}  # held out: never a source
+
+
 def test_the_judge_sees_the_worlds_sex() -> None:
     """A real age/sex classifier (not trained here) agrees with the world's sex on >= 95 % of its faces, at
     the documented face noise (1). 120 identities' portraits, judged on their canonical crops."""

@@ -108,8 +108,8 @@ def demo_card(metrics: dict[str, Any], real: dict[str, Any] | None, seed: int, s
         "matching_1_of_2": metrics["matching_1_of_2"]["any"]["accuracy"]}
     judged = metrics.get("judge", {})
     if "sex" in judged:
-        evaluation["judge_sex_agreement"] = judged["sex"]["voice"]["accuracy"]
-        evaluation["judge_sex_agreement_upper_bound"] = judged["sex"]["upper_bound"]["accuracy"]
+        evaluation["judge_sex_agreement"] = judged["sex"]["voice"]["agreement"]
+        evaluation["judge_sex_agreement_upper_bound"] = judged["sex"]["upper_bound"]["agreement"]
     if real is not None:
         evaluation["real_voices_sex_agreement"] = real["agreement"]
         evaluation["real_voices"] = {name: found["agreement"] for name, found in real["speakers"].items()}

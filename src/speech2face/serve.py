@@ -92,8 +92,9 @@ def build_app(model: Any, gallery: Any = None, max_seconds: float = MAX_SECONDS,
                    "voiced_seconds": round(prediction.voiced_seconds, 2)}
         return page, details
 
-    warning = ("**SYNTHETIC MODEL**: trained on a synthetic world of espeak-ng voices and warped portraits. "
-               "Its faces say nothing about real people." if model.card.synthetic else
+    warning = ("**SYNTHETIC MODEL**: trained on a synthetic world that pairs real recorded voices (transformed) "
+               "with morphs of real public-domain portraits; the pairing is made up, so its faces say nothing "
+               "about real people." if model.card.synthetic else
                "Faces drawn from a voice are a guess at features correlated with voice (sex, age, build), "
                "not a portrait of the speaker.")
     with gr.Blocks(title="speech2face", delete_cache=(300, 600)) as app:

@@ -87,7 +87,8 @@ def models(args: argparse.Namespace) -> int:
 
     for entry in entries().values():
         where = cached_path(entry)
-        status = f"cached: {where}" if where else ("built on first use" if entry.build else f"from {entry.url}")
+        status = (f"shipped: {where}" if where is not None and where == entry.shipped else f"cached: {where}"
+                  if where else ("built on first use" if entry.build else f"from {entry.url}"))
         flag = " [SYNTHETIC]" if entry.synthetic else ""
         print(f"{entry.name}{flag}\n    {entry.description}\n    {status}")
     print(f"cache: {cache_dir()}; more entries: {user_registry()}")
@@ -97,8 +98,9 @@ def models(args: argparse.Namespace) -> int:
 def register_models(verbs: argparse._SubParsersAction) -> None:
     parser = verbs.add_parser(
         "models", help="registered models and where they are cached",
-        description="List the models that --model accepts by name. Built in: demo (trained on the synthetic world "
-                    "by s2f demo --quick on first use). Add your own in the JSON file named at the end of the "
+        description="List the models that --model accepts by name. Built in: demo (trained by s2f demo --quick on "
+                    "the synthetic world; ships inside the package). Add your own in the JSON file named at the end "
+                    "of the "
                     'listing: {"NAME": {"url": "https://.../model.tar.gz", "sha256": "...", "description": "..."}} '
                     "(make the archive and its sha256 with s2f export --format tar). Downloads are checked against "
                     "the sha256 and cached; cached models work offline.",

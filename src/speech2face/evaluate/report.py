@@ -188,7 +188,8 @@ def render_html(metrics: dict[str, Any], clips: dict[str, Any], from_face: torch
                         for img in (face, true_decoded, voice_decoded))
         rows.append(f"<tr><td>{html.escape(clips['speakers'][index])}</td>{cells}</tr>")
     banner = ('<p class="banner">SYNTHETIC DATA: this model was trained and evaluated on the synthetic world '
-              "(warped portraits, espeak-ng voices). Its faces say nothing about real people.</p>"
+              "(real: the portraits and the recorded voices; synthetic: their pairing, the morphs and warps of the "
+              "faces, the transformation of the voices). Its faces say nothing about real people.</p>"
               if metrics["synthetic"] else "")
     sections = ("feature_similarity", "retrieval", "matching_1_of_2", "demographics", "scorer", "judge",
                 "craniofacial")
