@@ -48,16 +48,17 @@ def test_the_shipped_demo_model_loads_at_once_and_matches_its_card(tmp_path: Pat
 
 @pytest.fixture(scope="module")
 def unseen_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Shards of a world the demo model never saw: seed 11, 60 identities, all held out for evaluation."""
+    """Shards of a world the demo model never saw: seed 11, 70 identities; 80 % held out for evaluation (the
+    rest only fit the evaluation's attribute probes)."""
     from speech2face.data import PrepareSettings, manifests, prepare
     from speech2face.demo import DEMO_FACE_NOISE
     from speech2face.synth import SPEAKER_PATTERN, WorldSettings, make_world
 
     root = tmp_path_factory.mktemp("unseen")
-    world = make_world(root / "world", WorldSettings(60, 1, seed=11, face_noise=DEMO_FACE_NOISE), workers=2,
+    world = make_world(root / "world", WorldSettings(70, 1, seed=11, face_noise=DEMO_FACE_NOISE), workers=2,
                        progress=False)
     segments = manifests.read_avspeech(world / "avspeech.csv", world / "videos", SPEAKER_PATTERN)
-    prepare(segments, root / "data", PrepareSettings(val=0.0, test=0.999), workers=2, progress=False,
+    prepare(segments, root / "data", PrepareSettings(val=0.0, test=0.8), workers=2, progress=False,
             synthetic=True)
     return root
 
@@ -73,7 +74,7 @@ def test_the_shipped_model_finds_faces_from_voices_it_never_heard(unseen_world: 
     queries, pool = cos["queries"], cos["pool"]
     print(f"shipped demo on an unseen world: {queries} speakers, pool {pool}: R@1 {cos['R@1']:.3f} "
           f"(chance {cos['chance_R@1']:.3f}), mean rank {cos['mean_rank']:.1f} (chance {cos['chance_mean_rank']:.1f})")
-    assert queries >= 50
+    assert queries >= 45
     rank_error = math.sqrt((pool**2 - 1) / 12 / queries)  # of the mean of uniform ranks 1..pool
     assert cos["mean_rank"] < cos["chance_mean_rank"] - 4 * rank_error
     assert cos["R@5"] >= 2 * cos["chance_R@5"]

@@ -227,24 +227,27 @@ def test_the_judge_sees_the_worlds_sex_in_its_videos(world: Path) -> None:
 
 
 def test_recorded_voices_reach_their_pitch_and_vocal_tract_targets() -> None:
-    """Praat's output: median F0 within 8 % of the target; the formant level moved by the asked ratio
+    """Praat's output: median F0 within 12 % of the target (4 % on average); the formant level moved by the asked ratio
     (the shift of the spectral envelope against the same utterances untransformed: within 12 % each, 5 % on
     average); women's vocal tracts ~15-20 % shorter."""
     speakers = recorded.sources()
     achieved: dict[str, list[float]] = {sex: [] for sex in SEXES}
-    errors = []
+    errors, pitch_errors = [], []
     for index in range(16):
         identity = sample_identity(21, index, 1.0, PORTRAITS)
         voice_ = identity.voice
         source = recorded.pick_source(speakers, voice_.source)
         original, _ = recorded.gather(source, np.random.default_rng(index))
         changed = recorded.change_gender(original, voice_, source.speaker.sex, seed=index)
-        assert abs(median_f0(changed) / voice_.pitch_hz - 1) < 0.08, (voice_, median_f0(changed))
+        found = recorded.median_f0(changed)  # Praat's tracker: the one whose median "Change gender" sets
+        assert abs(found / voice_.pitch_hz - 1) < 0.12, (voice_, found)
+        pitch_errors.append(abs(found / voice_.pitch_hz - 1))
         ratio = recorded.formant_shift(original, changed)
         wanted = voice_.formant_scale / FORMANT_SCALE[source.speaker.sex]
         assert abs(ratio / wanted - 1) < 0.12, (source.speaker.name, ratio, wanted)
         errors.append(abs(ratio / wanted - 1))
         achieved[voice_.sex].append(ratio * FORMANT_SCALE[source.speaker.sex])
     assert np.mean(errors) < 0.05, errors
+    assert np.mean(pitch_errors) < 0.04, pitch_errors
     assert all(len(values) >= 3 for values in achieved.values()), achieved
     assert 1.1 < np.mean(achieved["female"]) / np.mean(achieved["male"]) < 1.25, achieved

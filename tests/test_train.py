@@ -229,7 +229,7 @@ def test_evaluate_writes_metrics_and_a_labelled_report(prepared: Path, decoder_r
         assert scorer[key]["chance_R@1"] == pytest.approx(1 / cos["pool"]) and -1 <= scorer[key]["cosine"] <= 1
     assert judge["network"].startswith("Cydral") and judge["speakers"] == cos["pool"]
     assert np.sum(judge["sex"]["voice"]["confusion"]) == cos["pool"] and 0 <= judge["sex"]["voice"]["chance"] <= 1
-    assert judge["judge_accuracy"]["label"] == "masculinity" and judge["judge_accuracy"]["faces"] == cos["pool"]
+    assert judge["judge_accuracy"]["label"] == "sex" and judge["judge_accuracy"]["faces"] == cos["pool"]
     assert "scorer facenet" in printed and "judge (Cydral" in printed
     page = (tmp_path / "report" / "report.html").read_text()
     assert "Demographic agreement" in page and "age:" in printed

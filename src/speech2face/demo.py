@@ -109,9 +109,11 @@ def demo_card(metrics: dict[str, Any], real: dict[str, Any] | None, seed: int, s
     judged = metrics.get("judge", {})
     if "sex" in judged:
         evaluation["judge_sex_agreement"] = judged["sex"]["voice"]["agreement"]
+        evaluation["judge_sex_chance"] = judged["sex"]["voice"]["chance"]
         evaluation["judge_sex_agreement_upper_bound"] = judged["sex"]["upper_bound"]["agreement"]
     if real is not None:
         evaluation["real_voices_sex_agreement"] = real["agreement"]
+        evaluation["real_voices_chance"] = real["chance"]
         evaluation["real_voices"] = {name: found["agreement"] for name, found in real["speakers"].items()}
     return ModelCard(
         name="demo" if strength == 1.0 else f"demo-strength-{strength:g}", synthetic=True,
