@@ -10,7 +10,7 @@ import pytest
 from scipy.signal import resample_poly
 
 import speech2face as s2f
-from conftest import AUDIO_FORMATS, VIDEO_FORMATS, read_wav_int16, write_wav
+from conftest import AUDIO_FORMATS, VIDEO_FORMATS, ffmpeg, read_wav_int16, write_wav
 
 
 def reference_wave(media: dict[str, Path]) -> np.ndarray:
@@ -143,3 +143,46 @@ def test_bad_bytes_and_arguments(media: dict[str, Path]) -> None:
         s2f.load_audio(media["speech.wav"], sr=0)
     with pytest.raises(ValueError, match="offset"):
         s2f.load_audio(media["speech.wav"], offset=-1.0)
+
+
+CONTAINERS = {  # extension: (video codec, audio codec), as downloads and editors write them
+    "mkv": ("libx264", "aac"), "webm": ("libvpx", "libopus"), "mp4": ("libx264", "aac"),
+    "mov": ("libx264", "aac"), "ogg": ("libtheora", "libvorbis"), "avi": ("mpeg4", "libmp3lame"),
+}
+AUDIO_SECONDS = 6.4
+
+
+@pytest.fixture(scope="module")
+def unequal_streams(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Path]:
+    """Per container: a file whose video runs longer than its sound (8.3 s vs 6.4 s: what ffmpeg without
+    -shortest and merged downloads leave) and one whose sound runs longer (video 4 s)."""
+    root = tmp_path_factory.mktemp("unequal")
+    files = {}
+    for extension, (video, audio) in CONTAINERS.items():
+        for case, video_seconds in (("longer video", 8.3), ("longer audio", 4.0)):
+            path = root / f"{case.replace(' ', '_')}.{extension}"
+            ffmpeg("-f", "lavfi", "-i", f"testsrc=duration={video_seconds}:size=64x64:rate=10", "-f", "lavfi",
+                   "-i", f"sine=frequency=440:duration={AUDIO_SECONDS}:sample_rate=16000", "-c:v", video,
+                   "-c:a", audio, "-pix_fmt", "yuv420p", str(path))
+            files[(extension, case)] = path
+    return files
+
+
+@pytest.mark.parametrize("extension", CONTAINERS)
+@pytest.mark.parametrize("case", ["longer video", "longer audio"])
+def test_a_container_whose_streams_differ_in_length_is_not_refused(
+        unequal_streams: dict[tuple[str, str], Path], extension: str, case: str) -> None:
+    """Truncation is judged by the audio stream alone (its duration, or Matroska's per-track DURATION tag),
+    never by the container's, which is the longest stream's."""
+    wave = s2f.load_audio(unequal_streams[(extension, case)])
+    assert abs(len(wave) / 16000 - AUDIO_SECONDS) < 0.15
+    assert np.abs(wave).max() > 0.1  # the tone, decoded
+
+
+@pytest.mark.parametrize("extension", CONTAINERS)
+@pytest.mark.parametrize("share", [0.3, 0.6, 0.9])
+def test_a_container_whose_audio_is_cut_is_refused(unequal_streams: dict[tuple[str, str], Path], extension: str,
+                                                    share: float) -> None:
+    data = unequal_streams[(extension, "longer audio")].read_bytes()
+    with pytest.raises(s2f.AudioError, match=r"truncated|corrupt|not a readable"):
+        s2f.load_audio(data[: int(len(data) * share)])

@@ -45,6 +45,7 @@ _MIN_DECODED_SHARE = 0.9
 _DURATION_SLACK_SECONDS = 0.1
 _EXACT_LENGTH_CODECS = frozenset({"flac", "alac", "wavpack"})
 _EXACT_SLACK_SECONDS = 0.01
+_TAGGED_SHARE, _TAGGED_SLACK_SECONDS = 0.98, 0.1  # a Matroska DURATION tag is the muxer's exact count
 _OGG_TAIL_BYTES = 65_536  # an Ogg page is at most ~64 KiB
 _OGG_END_OF_STREAM = 0x04  # header_type flag of the last page
 
@@ -85,12 +86,32 @@ def _open_input(source: AudioSource, name: str) -> av.container.InputContainer:
         raise AudioError(f"{name}: cannot be read ({error})") from error
 
 
-def _declared_seconds(container: av.container.InputContainer, stream: av.AudioStream) -> float | None:
+def _declared_seconds(container: av.container.InputContainer, stream: av.AudioStream) -> tuple[float | None, bool]:
+    """How long the audio stream says it is: its own duration, else its Matroska/WebM `DURATION` tag, else the
+    container's duration where audio is its only stream. None when only the container knows: a container's
+    duration is its longest stream's, and video often runs longer than the sound (ffmpeg -shortest, merged
+    downloads), so it says nothing about the audio being cut; decoder errors and incomplete packets still do.
+    The flag says whether the length came from a tag (exact, so little shortfall is allowed)."""
     if stream.duration is not None and stream.time_base is not None:
-        return float(stream.duration * stream.time_base)
-    if container.duration is not None:
-        return container.duration / av.time_base
-    return None
+        return float(stream.duration * stream.time_base), False
+    tagged = _tag_seconds(stream.metadata.get("DURATION") or stream.metadata.get("duration"))
+    if tagged is not None:
+        return tagged, True
+    if container.duration is not None and len(container.streams) == 1:
+        return container.duration / av.time_base, False
+    return None, False
+
+
+def _tag_seconds(text: str | None) -> float | None:
+    """'HH:MM:SS.fffffffff' (Matroska's per-track DURATION tag) -> seconds; None if absent or malformed."""
+    if not text:
+        return None
+    parts = text.strip().split(":")
+    try:
+        hours, minutes, seconds = (float(part) for part in parts) if len(parts) == 3 else (0.0, 0.0, float(text))
+    except ValueError:
+        return None
+    return hours * 3600 + minutes * 60 + seconds
 
 
 def _ogg_is_unfinished(source: AudioSource) -> bool:
@@ -112,6 +133,22 @@ def _ogg_is_unfinished(source: AudioSource) -> bool:
         return True
     header_type = tail[last_page + 5]
     return not header_type & _OGG_END_OF_STREAM
+
+
+def _riff_is_cut(source: AudioSource) -> bool:
+    """True when an AVI file is shorter than its RIFF header says: the file was cut short. (A cut AVI keeps
+    decoding cleanly and, with its index gone, declares the shorter length.)"""
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as handle:
+            head = handle.read(12)
+        size = os.path.getsize(source)
+    elif isinstance(source, (bytes, bytearray)):
+        head, size = bytes(source[:12]), len(source)
+    else:
+        return False  # a stream we cannot measure: give it the benefit of the doubt
+    if head[:4] != b"RIFF" or head[8:12] != b"AVI ":
+        return False
+    return int.from_bytes(head[4:8], "little") + 8 > size
 
 
 def _decode_mono(container: av.container.InputContainer, stream: av.AudioStream, name: str,
@@ -152,12 +189,13 @@ def _packet_time(packet: av.Packet) -> str:
     return f"{float(packet.pts * packet.time_base):.2f} s"
 
 
-def _check_complete(name: str, decoded: float, declared: float | None, codec: str) -> None:
-    """Raise if the decode yielded clearly less audio than the container declares."""
+def _check_complete(name: str, decoded: float, declared: float | None, codec: str, tagged: bool = False) -> None:
+    """Raise if the decode yielded clearly less audio than the audio stream declares."""
     if declared is None or declared <= 0:
         return
     exact = codec in _EXACT_LENGTH_CODECS or codec.startswith("pcm_")
-    shortfall_allowed = _EXACT_SLACK_SECONDS if exact else (1 - _MIN_DECODED_SHARE) * declared + _DURATION_SLACK_SECONDS
+    share, slack = (_TAGGED_SHARE, _TAGGED_SLACK_SECONDS) if tagged else (_MIN_DECODED_SHARE, _DURATION_SLACK_SECONDS)
+    shortfall_allowed = _EXACT_SLACK_SECONDS if exact else (1 - share) * declared + slack
     if decoded < declared - shortfall_allowed:
         raise AudioError(f"{name}: truncated or corrupt: decoded {decoded:.2f} s of the {declared:.2f} s it declares")
 
@@ -184,17 +222,21 @@ def load_audio(source: AudioSource, sr: int = SAMPLE_RATE, *, offset: float = 0.
             kinds = sorted({s.type for s in container.streams}) or ["no streams"]
             raise AudioError(f"{name}: has no audio stream (found: {', '.join(kinds)})")
         stream = container.streams.audio[0]
-        declared = _declared_seconds(container, stream)
+        declared, tagged = _declared_seconds(container, stream)
+        if stream.codec_context is None:  # a damaged header can leave a stream without a decoder
+            raise AudioError(f"{name}: truncated or corrupt: its audio stream has no decoder")
         codec = stream.codec_context.name
         max_seconds = None if duration is None else offset + duration
         wave, rate = _decode_mono(container, stream, name, max_seconds)
-        is_ogg = "ogg" in container.format.name.split(",")
+        formats = container.format.name.split(",")
     if wave.size == 0 or rate <= 0:
         raise AudioError(f"{name}: contains no audio samples")
     if max_seconds is None:
-        _check_complete(name, wave.size / rate, declared, codec)
-    if is_ogg and _ogg_is_unfinished(source):
+        _check_complete(name, wave.size / rate, declared, codec, tagged)
+    if "ogg" in formats and _ogg_is_unfinished(source):
         raise AudioError(f"{name}: truncated: the Ogg stream has no end-of-stream page")
+    if "avi" in formats and _riff_is_cut(source):
+        raise AudioError(f"{name}: truncated: the file is shorter than its AVI header says")
     if not np.isfinite(wave).all():
         raise AudioError(f"{name}: audio holds NaN or infinite samples")
     if rate != sr:
