@@ -58,3 +58,29 @@ def test_submodules_load_on_first_use() -> None:
             "assert callable(s2f.evaluate.retrieval) and callable(s2f.faces.detect); "
             "assert s2f.models.FaceDecoder.__name__ == 'FaceDecoder'")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+BAD_OUTPUTS = {"a file where a folder should be": "blocker/sub", "a folder that cannot be made": "/proc/s2f-x/y"}
+
+
+@pytest.mark.parametrize("where", list(BAD_OUTPUTS))
+def test_an_output_the_system_refuses_is_one_line(where: str, tmp_path, tiny_model, prepared, spoken,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """The operating system's refusal (NotADirectoryError, FileNotFoundError, PermissionError...) names the
+    path and the cause in one line, exit 2, for every verb that writes; nothing is left half-written."""
+    from speech2face.cli import main
+
+    (tmp_path / "blocker").write_text("a file")
+    bad = BAD_OUTPUTS[where] if BAD_OUTPUTS[where].startswith("/") else str(tmp_path / BAD_OUTPUTS[where])
+    commands = {
+        "synth": ["synth", "--out", bad, "--identities", "1", "--clips", "1", "--voices", "espeak", "-q"],
+        "predict": ["predict", str(spoken["short"]), "--model", str(tiny_model), "-o", bad, "-q"],
+        "export": ["export", "--model", str(tiny_model), "--format", "tar", "--out", f"{bad}/m.tar.gz"],
+        "train-decoder": ["train-decoder", "--data", str(prepared), "--out", bad, "--steps", "1", "-q"],
+    }
+    for verb, argv in commands.items():
+        assert main(argv) == 2, verb
+        error = capsys.readouterr().err.strip()
+        assert error.startswith(f"s2f {verb}: error: ") and "\n" not in error, (verb, error)
+        assert "/proc/s2f-x" in error or "blocker" in error, (verb, error)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]

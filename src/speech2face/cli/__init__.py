@@ -5,7 +5,8 @@
     evaluation.py  evaluate, demo
     inference.py   predict, serve, models, export, info
 
-Every verb has --help; bad input ends in one line on stderr and exit code 2, never a traceback.
+Every verb has --help; bad input, and a path the system refuses (missing, unreadable, unwritable, a full disk),
+ends in one line on stderr and exit code 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -61,6 +62,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `s2f ... | head`: the reader left; exit quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
         return 141
+    except OSError as error:  # a path the system refused: missing, unreadable, unwritable, a full disk
+        print(f"s2f {args.verb}: error: {describe_os_error(error)}", file=sys.stderr)
+        return EXIT_USER_ERROR
 
 
-__all__ = ["EXIT_USER_ERROR", "build_parser", "main"]
+def describe_os_error(error: OSError) -> str:
+    """`PATH: cause` (both paths for a rename or copy), as one line."""
+    cause = error.strerror or type(error).__name__
+    if error.filename is None:
+        return f"{cause} ({error})" if str(error) != cause else cause
+    paths = f"{error.filename}" + (f" -> {error.filename2}" if error.filename2 is not None else "")
+    return f"{paths}: {cause}"
+
+
+__all__ = ["EXIT_USER_ERROR", "build_parser", "describe_os_error", "main"]
