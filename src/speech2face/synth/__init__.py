@@ -3,9 +3,10 @@
     from speech2face.synth import WorldSettings, make_world
     make_world("world", WorldSettings(identities=100, clips=4, seed=0, strength=1.0))
 
-`attributes.py` holds the whole attribute -> face / voice mapping; `portraits.py` the faces, `speech.py`
-the voices, `video.py` the mp4 writer, `world.py` the files. Everything the world shows is synthetic
-in its pairing and says so (world.json).
+`attributes.py` holds the whole attribute -> face / voice mapping; `portraits.py` the faces (morphs of real
+public-domain portraits), `recorded.py` the voices (real recorded speakers transformed by Praat; `speech.py`:
+espeak-ng instead), `video.py` the mp4 writer, `world.py` the files. The portraits and recordings are real;
+the pairing and the transformations are synthetic, and world.json says which is which.
 """
 
 from .attributes import ATTRIBUTES, FaceShape, Identity, Look, Voice, sample_identity
