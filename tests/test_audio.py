@@ -186,3 +186,57 @@ def test_a_container_whose_audio_is_cut_is_refused(unequal_streams: dict[tuple[s
     data = unequal_streams[(extension, "longer audio")].read_bytes()
     with pytest.raises(s2f.AudioError, match=r"truncated|corrupt|not a readable"):
         s2f.load_audio(data[: int(len(data) * share)])
+
+
+FUZZED = ["speech.wav", "speech.flac", "speech.mp3", "speech.ogg", "speech.opus", "speech.m4a", "video.mp4",
+          "video.mkv", "video.webm"]
+
+
+def mutations(data: bytes, rng: np.random.Generator) -> list[tuple[str, bytes]]:
+    """Byte flips, cuts at random points and overwritten headers of one file: 26 damaged copies."""
+    out = []
+    for _ in range(12):
+        flipped = bytearray(data)
+        for index in rng.integers(0, len(data), rng.integers(1, 20)):
+            flipped[index] = int(rng.integers(0, 256))
+        out.append(("flipped bytes", bytes(flipped)))
+    out += [("cut", data[: int(rng.integers(1, len(data)))]) for _ in range(8)]
+    for _ in range(6):
+        overwritten = bytearray(data)
+        size = int(rng.integers(8, 512))
+        overwritten[:size] = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+        out.append(("overwritten header", bytes(overwritten)))
+    return out
+
+
+def test_damaged_files_never_crash_or_hang(media: dict[str, Path]) -> None:
+    """234 seeded mutations of nine formats: each decodes to finite float32 or raises AudioError, quickly."""
+    import time
+
+    rng = np.random.default_rng(0)
+    outcomes: dict[str, int] = {"decoded": 0, "AudioError": 0}
+    slowest, messages = 0.0, []
+    for name in FUZZED:
+        for kind, data in mutations(media[name].read_bytes(), rng):
+            start = time.perf_counter()
+            try:
+                wave = s2f.load_audio(data)
+            except s2f.AudioError as error:
+                messages.append(str(error))
+                outcomes["AudioError"] += 1
+            else:  # any other exception fails the test: that is the point
+                assert wave.dtype == np.float32 and wave.ndim == 1 and np.isfinite(wave).all(), (name, kind)
+                outcomes["decoded"] += 1
+            slowest = max(slowest, time.perf_counter() - start)
+    print(f"fuzz: {outcomes}, slowest {slowest * 1000:.0f} ms")
+    assert sum(outcomes.values()) == 26 * len(FUZZED)
+    assert outcomes["AudioError"] > 0 and outcomes["decoded"] > 0  # both kinds of damage occur
+    assert slowest < 5.0
+    assert all("\n" not in m and m.startswith("<") for m in messages)  # one line, naming the input
+
+
+def test_decoding_that_outlasts_its_limit_is_refused(media: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("speech2face.audio._DECODE_BASE_SECONDS", -1.0)  # every decode is already too late
+    monkeypatch.setattr("speech2face.audio._DECODE_SECONDS_PER_AUDIO_SECOND", 0.0)
+    with pytest.raises(s2f.AudioError, match="outlasted its time limit"):
+        s2f.load_audio(media["speech.flac"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 from pathlib import Path
 from typing import BinaryIO, Union
 
@@ -46,6 +47,9 @@ _DURATION_SLACK_SECONDS = 0.1
 _EXACT_LENGTH_CODECS = frozenset({"flac", "alac", "wavpack"})
 _EXACT_SLACK_SECONDS = 0.01
 _TAGGED_SHARE, _TAGGED_SLACK_SECONDS = 0.98, 0.1  # a Matroska DURATION tag is the muxer's exact count
+# Decoding is hundreds of times faster than real time; a file that takes longer than this is pathological
+# (a damaged stream a decoder crawls through): it is refused instead of hanging a batch job.
+_DECODE_BASE_SECONDS, _DECODE_SECONDS_PER_AUDIO_SECOND = 30.0, 0.5
 _OGG_TAIL_BYTES = 65_536  # an Ogg page is at most ~64 KiB
 _OGG_END_OF_STREAM = 0x04  # header_type flag of the last page
 
@@ -82,6 +86,8 @@ def _open_input(source: AudioSource, name: str) -> av.container.InputContainer:
         return av.open(target, mode="r")
     except av.error.FFmpegError as error:
         raise AudioError(f"{name}: not a readable audio or video file ({error.strerror})") from error
+    except UnicodeDecodeError as error:  # PyAV failed to decode FFmpeg's message about a damaged file
+        raise AudioError(f"{name}: not a readable audio or video file (damaged header)") from error
     except OSError as error:
         raise AudioError(f"{name}: cannot be read ({error})") from error
 
@@ -152,14 +158,16 @@ def _riff_is_cut(source: AudioSource) -> bool:
 
 
 def _decode_mono(container: av.container.InputContainer, stream: av.AudioStream, name: str,
-                 max_seconds: float | None) -> tuple[np.ndarray, int]:
-    """The samples of `stream` (up to `max_seconds`) as float32 mono at the stream's own rate."""
+                 max_seconds: float | None, declared: float | None = None) -> tuple[np.ndarray, int]:
+    """The samples of `stream` (up to `max_seconds`) as float32 mono at the stream's own rate; AudioError when
+    decoding outlasts its time limit (see _DECODE_BASE_SECONDS)."""
     # Converts any sample format (u8, s16, s32, s64, flt, dbl; packed or planar) to float planar,
     # keeping the rate and channels: mixing and resampling are done by the caller, explicitly.
     to_float = av.AudioResampler(format="fltp")
     chunks: list[np.ndarray] = []
     rate = stream.rate or 0
     total = 0
+    deadline = time.monotonic() + _DECODE_BASE_SECONDS + _DECODE_SECONDS_PER_AUDIO_SECOND * (declared or 0.0)
 
     def keep(frames: list[av.AudioFrame]) -> None:
         nonlocal total
@@ -176,9 +184,13 @@ def _decode_mono(container: av.container.InputContainer, stream: av.AudioStream,
                 keep(to_float.resample(frame))
             if max_seconds is not None and rate and total >= max_seconds * rate:
                 break
+            if time.monotonic() > deadline:
+                raise AudioError(f"{name}: decoding outlasted its time limit: a damaged or pathological stream")
         keep(to_float.resample(None))
     except av.error.FFmpegError as error:
         raise AudioError(f"{name}: corrupt audio data ({error.strerror})") from error
+    except UnicodeDecodeError as error:  # PyAV failed to decode FFmpeg's message about damaged data
+        raise AudioError(f"{name}: corrupt audio data") from error
     wave = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     return wave, rate
 
@@ -227,7 +239,7 @@ def load_audio(source: AudioSource, sr: int = SAMPLE_RATE, *, offset: float = 0.
             raise AudioError(f"{name}: truncated or corrupt: its audio stream has no decoder")
         codec = stream.codec_context.name
         max_seconds = None if duration is None else offset + duration
-        wave, rate = _decode_mono(container, stream, name, max_seconds)
+        wave, rate = _decode_mono(container, stream, name, max_seconds, declared)
         formats = container.format.name.split(",")
     if wave.size == 0 or rate <= 0:
         raise AudioError(f"{name}: contains no audio samples")
