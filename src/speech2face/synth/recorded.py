@@ -96,7 +96,7 @@ def _require_parselmouth() -> None:
                         "(or --voices espeak)") from None
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=512)  # ~64 MB of 2 s utterances per worker; decoding one takes ~1 ms
 def utterance(path: Path) -> np.ndarray:
     """One recorded file at 16 kHz, its leading and trailing silence cut."""
     wave = load_audio(path)
