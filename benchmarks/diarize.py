@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from speech2face import load_audio
-from speech2face.diarize import THRESHOLD, Speaker, diarize, join, speech_time_accuracy
+from speech2face.activity import merge
+from speech2face.diarize import THRESHOLD, Speaker, diarize, speech_time_accuracy
 from speech2face.synth import recorded
 
 SAMPLE = "pyannote/audio/sample/sample"
@@ -49,7 +50,7 @@ def main() -> None:
     found = diarize(wave, threshold=args.threshold, device="cpu")
     wall = time.perf_counter() - start
     seconds = len(wave) / 16000
-    everyone = Speaker("all", join([turn for speaker in found for turn in speaker.turns]), 0.0)
+    everyone = Speaker("all", merge([turn for speaker in found for turn in speaker.turns]), 0.0)
     print(f"two real speakers (pyannote sample, {seconds:.0f} s): {len(found)} found, "
           f"{speech_time_accuracy(found, reference, seconds):.3f} of the speech time attributed right (one "
           f"speaker for all: {speech_time_accuracy([everyone], reference, seconds):.3f}); "

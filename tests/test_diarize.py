@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from speech2face import AudioError, load_audio
-from speech2face.diarize import Speaker, diarize, join, owned_spans, speech_time_accuracy, windows_in
+from speech2face.activity import merge
+from speech2face.diarize import Speaker, diarize, owned_spans, speech_time_accuracy, windows_in
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def test_windows_cover_the_speech_and_each_moment_has_one_owner() -> None:
     assert all(b - a <= 1.5 + 1e-9 for a, b in spans) and spans[-1][1] == pytest.approx(6.1)
     owned = owned_spans(spans)
     assert all(b1 <= a2 + 1e-9 for (_, b1), (a2, _) in itertools.pairwise(owned))
-    assert join(owned[1:]) == ((3.0, pytest.approx(6.1)),)
+    assert merge(owned[1:]) == ((3.0, pytest.approx(6.1)),)
 
 
 def test_silence_has_no_speakers() -> None:

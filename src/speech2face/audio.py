@@ -261,6 +261,16 @@ def load_audio(source: AudioSource, sr: int = SAMPLE_RATE, *, offset: float = 0.
     return np.clip(wave, -1.0, 1.0, out=wave)
 
 
+def as_wave(source: AudioSource | np.ndarray) -> np.ndarray:
+    """A 16 kHz wave given as an array (checked: 1-D, non-empty, finite), or decoded from a path, bytes or a
+    file object with `load_audio`; float32."""
+    if isinstance(source, np.ndarray):
+        if source.ndim != 1 or source.size == 0 or not np.isfinite(source).all():
+            raise AudioError(f"{describe_source(source)}: need a 1-D finite 16 kHz wave, got shape {source.shape}")
+        return source.astype(np.float32, copy=False)
+    return load_audio(source)
+
+
 def fit_length(wave: np.ndarray | torch.Tensor, seconds: float = CLIP_SECONDS, sr: int = SAMPLE_RATE,
                start: int = 0) -> np.ndarray | torch.Tensor:
     """Repeat a short wave until it lasts `seconds`, or crop a long one to `seconds` from `start`.

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .activity import SpeechDetector
+from .activity import SpeechDetector, merge
 from .audio import SAMPLE_RATE
 from .errors import AudioError
 
@@ -103,16 +103,6 @@ def fold_small(labels: np.ndarray, vectors: np.ndarray, seconds: np.ndarray) -> 
         labels[labels == smallest] = max(centroids, key=lambda c: float(centroids[c] @ mine))
 
 
-def join(spans: list[tuple[float, float]]) -> tuple[tuple[float, float], ...]:
-    turns: list[list[float]] = []
-    for start, end in sorted(spans):
-        if turns and start <= turns[-1][1] + 1e-6:
-            turns[-1][1] = max(turns[-1][1], end)
-        else:
-            turns.append([start, end])
-    return tuple((a, b) for a, b in turns)
-
-
 def diarize(wave: np.ndarray, speakers: int | None = None, threshold: float = THRESHOLD,
             detector: SpeechDetector | None = None, device: str | torch.device | None = None) -> list[Speaker]:
     """The speakers of a 16 kHz recording, in order of first appearance. AudioError when it holds no speech."""
@@ -133,7 +123,7 @@ def diarize(wave: np.ndarray, speakers: int | None = None, threshold: float = TH
     found = []
     for number, index in enumerate(order, start=1):
         mine = [owned[i] for i in np.flatnonzero(labels == index)]
-        found.append(Speaker(f"speaker{number}", join(mine), float(seconds[labels == index].sum())))
+        found.append(Speaker(f"speaker{number}", merge(mine), float(seconds[labels == index].sum())))
     return found
 
 

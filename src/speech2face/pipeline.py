@@ -100,12 +100,7 @@ class Speech2Face:
         Raises AudioError for what cannot be decoded, and where the detector finds no speech (silence,
         noise, tones, music)."""
         name = audio.describe_source(source)
-        if isinstance(source, np.ndarray):
-            wave = np.asarray(source, np.float32)
-            if wave.ndim != 1 or wave.size == 0 or not np.isfinite(wave).all():
-                raise AudioError(f"{name}: need a 1-D finite 16 kHz wave")
-        else:
-            wave = audio.load_audio(source)
+        wave = audio.as_wave(source)
         activity = self.detector(wave)
         if not activity.has_speech:
             raise AudioError(f"{name}: no speech found: {activity.describe()}")

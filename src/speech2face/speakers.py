@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import SAMPLE_RATE, AudioSource, describe_source, load_audio
+from .audio import SAMPLE_RATE, AudioSource, as_wave
 from .devices import pick_device
-from .errors import AudioError, ModelError
+from .errors import ModelError
 from .package_data import package_file
 
 MEL_WINDOW = 400  # samples: 25 ms
@@ -131,15 +131,6 @@ def partial_starts(samples: int) -> list[int]:
 def _encoder(device: str) -> SpeakerEncoder:
     """One loaded encoder per device, loaded on first use (0.1 s)."""
     return SpeakerEncoder.pretrained(device)
-
-
-def as_wave(source: AudioSource | np.ndarray) -> np.ndarray:
-    """A path, bytes or file object (decoded to 16 kHz mono) or a 16 kHz wave, as float32."""
-    if isinstance(source, np.ndarray):
-        if source.ndim != 1 or not np.isfinite(source).all():
-            raise AudioError(f"{describe_source(source)}: need a finite 1-D 16 kHz wave, got shape {source.shape}")
-        return source.astype(np.float32, copy=False)
-    return load_audio(source)
 
 
 def embed_windows(waves: Sequence[AudioSource | np.ndarray], device: str | torch.device | None = None,

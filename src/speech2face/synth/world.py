@@ -103,11 +103,12 @@ def craniofacial_measures(points: np.ndarray) -> dict[str, float]:
 
 
 def identity_clips(identity: Identity, portraits: tuple[PortraitSpec, ...], settings: WorldSettings,
-                   voices_root: Path | None, videos: Path) -> tuple[dict[str, object], list[ClipRow]]:
-    """Render one identity's clips (skipping files already there); its attributes row and clip rows."""
+                   voices_root: Path | None, speakers: tuple[recorded.Source, ...],
+                   videos: Path) -> tuple[dict[str, object], list[ClipRow]]:
+    """Render one identity's clips (skipping files already there); its attributes row and clip rows. Voices
+    come from espeak-ng's folder `voices_root`, or (None) from the recorded `speakers`."""
     bases = {base.name: base for base in load_bases(portraits)}
     portrait, points = render_identity(bases, identity.shape, identity.look)
-    speakers = recorded.sources() if voices_root is None else ()
     rows = []
     for clip in range(settings.clips):
         clip_rng = rng(settings.seed, identity.index, CLIP_PURPOSE + clip)
@@ -130,8 +131,8 @@ def identity_clips(identity: Identity, portraits: tuple[PortraitSpec, ...], sett
     return row, rows
 
 
-def _run_identity(job: tuple[Identity, tuple[PortraitSpec, ...], WorldSettings, Path | None, Path]
-                  ) -> tuple[dict[str, object], list[ClipRow]]:
+def _run_identity(job: tuple[Identity, tuple[PortraitSpec, ...], WorldSettings, Path | None,
+                              tuple[recorded.Source, ...], Path]) -> tuple[dict[str, object], list[ClipRow]]:
     return identity_clips(*job)
 
 
@@ -160,8 +161,8 @@ def make_world(out: str | Path, settings: WorldSettings | None = None, *, worker
     out = Path(out)
     extra = tuple(portraits or ())
     bases = load_bases(extra)
-    if settings.voices == "recorded":
-        recorded.sources()  # a missing Debian package or parselmouth fails here, before any work
+    # found once (a missing Debian package or parselmouth fails here, before any work), then passed to every job
+    speakers = recorded.sources() if settings.voices == "recorded" else ()
     claim_folder(out, WORLD_FILE, world_header(settings, extra), "a synthetic world")
     videos = out / "videos"
     videos.mkdir(parents=True, exist_ok=True)
@@ -175,7 +176,7 @@ def make_world(out: str | Path, settings: WorldSettings | None = None, *, worker
             for identity in identities[first:first + VOICES_PER_BANK]:
                 if bank is not None:
                     bank.add(identity.speaker_id, identity.voice)
-                jobs.append((identity, extra, settings, bank.root if bank else None, videos))
+                jobs.append((identity, extra, settings, bank.root if bank else None, speakers, videos))
         results = list(tqdm(_map(jobs, workers), total=len(jobs), desc="synth", unit="identity",
                             disable=not progress))
     attribute_rows = [row for row, _ in results]
