@@ -16,6 +16,7 @@ testing a trained model on real voices (`held_out_recordings`, benchmarks/real_v
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,26 +110,41 @@ def utterance(path: Path) -> np.ndarray:
     return wave[max(0, loud[0] - 5) * frame: min(frames, loud[-1] + 6) * frame]
 
 
-def gather(source: Source, rng: np.random.Generator, min_seconds: float = MIN_SECONDS) -> tuple[np.ndarray, list[str]]:
-    """Utterances of `source` in a random order, joined by short pauses, until at least `min_seconds`."""
-    pieces, names, total = [], [], 0.0
-    gap = np.zeros(round(GAP_SECONDS * SAMPLE_RATE), np.float32)
-    for index in rng.permutation(len(source.files)):
-        path = source.files[index]
+def readable(files: tuple[Path, ...] | list[Path], order: np.ndarray,
+             min_samples: int = 0) -> Iterator[tuple[str, np.ndarray]]:
+    """(name, wave) of each file in `order` that decodes and lasts at least `min_samples`; a damaged file in a
+    system package is skipped."""
+    for index in order:
         try:
-            wave = utterance(path)
+            wave = utterance(files[index])
         except AudioError:
-            continue  # a damaged file in a system package: skip it
-        if len(wave) < SAMPLE_RATE // 4:
             continue
+        if len(wave) >= min_samples:
+            yield files[index].stem, wave
+
+
+def join_until(utterances: Iterator[tuple[str, np.ndarray]], seconds: float) -> tuple[np.ndarray, list[str], bool]:
+    """Utterances taken from the iterator and joined by GAP_SECONDS pauses until they (with their pauses) last
+    `seconds`: the wave, their names, and whether it got that long before the iterator ran out."""
+    gap = np.zeros(round(GAP_SECONDS * SAMPLE_RATE), np.float32)
+    pieces: list[np.ndarray] = []
+    names: list[str] = []
+    for name, wave in utterances:
         pieces += [wave, gap]
-        names.append(path.stem)
-        total += len(wave) / SAMPLE_RATE + GAP_SECONDS
-        if total >= min_seconds:
-            break
-    if not pieces:
+        names.append(name)
+        if sum(len(piece) for piece in pieces) >= seconds * SAMPLE_RATE:
+            return np.concatenate(pieces[:-1]), names, True
+    return (np.concatenate(pieces[:-1]) if pieces else np.zeros(0, np.float32)), names, False
+
+
+def gather(source: Source, rng: np.random.Generator, min_seconds: float = MIN_SECONDS) -> tuple[np.ndarray, list[str]]:
+    """Utterances of `source` (each at least 0.25 s) in a random order, joined by short pauses, until at least
+    `min_seconds`."""
+    order = rng.permutation(len(source.files))
+    wave, names, _ = join_until(readable(source.files, order, SAMPLE_RATE // 4), min_seconds)
+    if not names:
         raise DataError(f"no usable recording of {source.speaker.name} in {source.speaker.folder}")
-    return np.concatenate(pieces[:-1]), names
+    return wave, names
 
 
 def change_gender(wave: np.ndarray, voice: Voice, source_sex: str, seed: int = 0) -> np.ndarray:
@@ -174,20 +190,13 @@ def held_out_recordings(speaker: Speaker, seconds: float, count: int, seed: int 
     """`count` recordings of a held-out real speaker (untransformed: the real voice), each its utterances
     joined to at least `seconds`; no file is used twice (fewer recordings when the files run out)."""
     files = speaker.files()
-    order = np.random.default_rng(seed).permutation(len(files))
+    utterances = readable(files, np.random.default_rng(seed).permutation(len(files)))
     recordings: list[np.ndarray] = []
-    pieces: list[np.ndarray] = []
-    gap = np.zeros(round(GAP_SECONDS * SAMPLE_RATE), np.float32)
-    for index in order:
-        try:
-            pieces += [utterance(files[index]), gap]
-        except AudioError:
-            continue
-        if sum(len(piece) for piece in pieces) >= seconds * SAMPLE_RATE:
-            recordings.append(np.concatenate(pieces[:-1]))
-            pieces = []
-            if len(recordings) == count:
-                break
+    while len(recordings) < count:
+        wave, _, complete = join_until(utterances, seconds)
+        if not complete:
+            break
+        recordings.append(wave)
     return recordings
 
 
