@@ -208,6 +208,20 @@ def decoder_run(prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 @pytest.fixture(scope="session")
+def speaker_model(prepared: Path, decoder_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """As `tiny_model`, with the pretrained speaker encoder as the voice backbone (fine-tuned 3 steps)."""
+    from speech2face.model_folder import ModelCard, package_run
+    from speech2face.train import VoiceTraining, train_voice
+
+    root = tmp_path_factory.mktemp("speaker_model")
+    settings = VoiceTraining(steps=3, batch_size=4, eval_every=3, distill="none", voice_backbone="speaker",
+                             finetune_backbone=True)
+    train_voice(prepared, decoder_run, root / "voice", settings, progress=False)
+    return package_run(root / "voice", root / "model", ModelCard(name="tiny-speaker", synthetic=True,
+                                                                 face_encoder="dlib-torch"))
+
+
+@pytest.fixture(scope="session")
 def tiny_model(prepared: Path, decoder_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model folder (speech2face.json + voice/ + decoder/) from a few training steps: real files, real
     networks, meaningless faces."""

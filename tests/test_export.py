@@ -33,11 +33,14 @@ def test_elimination_solves_the_spline_system_like_linalg(monkeypatch: pytest.Mo
     np.testing.assert_allclose(solve_by_elimination(a, b).numpy(), torch.linalg.solve(a, b).numpy(), atol=1e-9)
 
 
-def test_onnx_runtime_matches_torch(tiny_model: Path, spoken: dict[str, Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize("backbone", ["tiny_model", "speaker_model"])  # the paper's CNN; the speaker encoder
+def test_onnx_runtime_matches_torch(backbone: str, spoken: dict[str, Path], tmp_path: Path,
+                                    request: pytest.FixtureRequest) -> None:
     ort = pytest.importorskip("onnxruntime")
+    folder = request.getfixturevalue(backbone)
     out = tmp_path / "model.onnx"
-    assert main(["export", "--model", str(tiny_model), "--format", "onnx", "--out", str(out)]) == 0
-    model = Speech2Face.from_pretrained(tiny_model, device="cpu")
+    assert main(["export", "--model", str(folder), "--format", "onnx", "--out", str(out)]) == 0
+    model = Speech2Face.from_pretrained(folder, device="cpu")
     waves = np.stack([fit_length(load_audio(spoken["short"])), fit_length(load_audio(spoken["long"]))])
     image, landmarks, feature = ort.InferenceSession(str(out)).run(None, {"wave": waves})
     expected = model.features([w[None] for w in waves])

@@ -119,3 +119,56 @@ def test_cli_predict_draws_the_good_inputs_and_names_the_bad(tiny_model: Path, s
         assert (out / f"{name}.png").stat().st_size > 0 and (out / f"{name}.nearest.png").stat().st_size > 0
     assert not (out / "bad.png").exists()
     assert main(["predict", str(spoken["short"]), "--model", str(tiny_model), "-o", str(out), "-q"]) == 0
+
+
+def test_two_speakers_get_a_face_each_from_their_own_speech(
+        model: Speech2Face, two_speakers: tuple[bytes, list[tuple[float, float, str]]]) -> None:
+    """pyannote.audio's real two-speaker sample: two faces, each what the model draws from that speaker's turns
+    alone; the main one speaks most; one speaker forced gives the whole recording's single face."""
+    wave = load_audio(two_speakers[0])
+    found = model.predict(wave)
+    assert [p.label for p in found.speakers] == ["speaker1", "speaker2"]
+    assert found.voiced_seconds == max(p.voiced_seconds for p in found.speakers)
+    for speaker in found.speakers:
+        own = np.concatenate([wave[round(a * 16000):round(b * 16000)] for a, b in speaker.turns])
+        np.testing.assert_allclose(speaker.feature, model.predict(own, speakers=1).feature, rtol=1e-4, atol=1e-5)
+    assert not np.array_equal(found.speakers[0].feature, found.speakers[1].feature)  # (the tiny model varies little)
+    whole = model.predict(wave, speakers=1)
+    assert len(whole.speakers) == 1 and np.array_equal(whole.speakers[0].feature, whole.feature)
+    np.testing.assert_allclose(whole.feature, model.predict_batch([wave])[0].feature, rtol=1e-4, atol=1e-5)
+    assert len(model.predict(wave, speakers=3).speakers) == 3
+    with pytest.raises(ValueError, match="1 or more"):
+        model.predict(wave, speakers=0)
+
+
+def test_cli_predict_writes_one_face_per_speaker(tiny_model: Path, prepared: Path, tmp_path: Path,
+                                                 two_speakers: tuple[bytes, list[tuple[float, float, str]]],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    talk = tmp_path / "talk.wav"
+    talk.write_bytes(two_speakers[0])
+    out = tmp_path / "faces"
+    assert main(["predict", str(talk), "--model", str(tiny_model), "-o", str(out), "--gallery", str(prepared),
+                 "--nearest", "2", "-q"]) == 0
+    assert "talk.wav: 2 speakers" in capsys.readouterr().out
+    record = json.loads((out / "talk.json").read_text())
+    assert [s["label"] for s in record["speakers"]] == ["speaker1", "speaker2"]
+    for speaker in record["speakers"]:
+        assert speaker["image"] == f"talk.{speaker['label']}.png" and (out / speaker["image"]).stat().st_size > 0
+        assert (out / f"talk.{speaker['label']}.nearest.png").is_file() and len(speaker["nearest"]) == 2
+        assert speaker["voiced_seconds"] > 3 and all(a < b for a, b in speaker["turns"])
+    assert record["image"] in {s["image"] for s in record["speakers"]} and not (out / "talk.png").exists()
+    assert main(["predict", str(talk), "--model", str(tiny_model), "-o", str(tmp_path / "one"), "--one-speaker",
+                 "-q"]) == 0
+    assert len(json.loads((tmp_path / "one" / "talk.json").read_text())["speakers"]) == 1
+    assert (tmp_path / "one" / "talk.png").is_file()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", str(talk), "--speakers", "0"])
+    assert exit_info.value.code == 2 and "must be 1 or more" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["predict", str(talk), "--speakers", "2", "--one-speaker"])
+
+
+def test_one_voice_is_one_speaker(model: Speech2Face, spoken: dict[str, Path]) -> None:
+    for name in ("short", "long"):
+        prediction = model.predict(spoken[name])
+        assert [p.label for p in prediction.speakers] == ["speaker1"] and prediction.turns

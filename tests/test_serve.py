@@ -42,7 +42,7 @@ def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     port = free_port()
     env = {**os.environ, "TMPDIR": str(temp), "GRADIO_ANALYTICS_ENABLED": "False"}
     process = subprocess.Popen([sys.executable, "-m", "speech2face", "serve", "--model", str(tiny_model), "--port",
-                                str(port), "--max-upload-mb", "1", "--max-seconds", "20", "--device", "cpu"],
+                                str(port), "--max-upload-mb", "1", "--max-seconds", "40", "--device", "cpu"],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 120
@@ -137,6 +137,19 @@ def test_fifty_concurrent_requests_all_succeed_in_bounded_memory(server: dict[st
     assert uploaded_audio(server["temp"]) == []
 
 
+def test_two_speakers_get_two_faces(server: dict[str, object], tmp_path: Path,
+                                    two_speakers: tuple[bytes, list[tuple[float, float, str]]]) -> None:
+    """A real 30 s conversation (pyannote.audio's sample): a face per speaker, with their turns."""
+    from speech2face import load_audio
+
+    talk = write_wav(tmp_path / "talk.wav", (load_audio(two_speakers[0]) * 32767).astype(np.int16), 16_000)
+    client = gradio_client.Client(str(server["url"]), verbose=False)
+    page, details = client.predict(gradio_client.handle_file(str(talk)), api_name="/predict")
+    assert page.count("data:image/png;base64,") == 2 and "speaker2" in page
+    assert [s["label"] for s in details["speakers"]] == ["speaker1", "speaker2"]
+    assert all(s["voiced_seconds"] > 3 and s["turns"] for s in details["speakers"])
+
+
 def test_bad_uploads_get_one_line_and_the_limits_hold(server: dict[str, object], tmp_path: Path) -> None:
     client = gradio_client.Client(str(server["url"]), verbose=False)
     text = tmp_path / "notes.wav"
@@ -147,8 +160,8 @@ def test_bad_uploads_get_one_line_and_the_limits_hold(server: dict[str, object],
     silence = write_wav(tmp_path / "silence.wav", np.zeros(32_000, np.int16), 16_000)
     with pytest.raises(Exception, match="no speech found"):
         client.predict(gradio_client.handle_file(str(silence)), api_name="/predict")
-    long = write_wav(tmp_path / "long.wav", np.zeros(16_000 * 25, np.int16), 16_000)  # 25 s > 20 s, < 1 MB
-    with pytest.raises(Exception, match="longer than 20 s"):
+    long = write_wav(tmp_path / "long.wav", np.zeros(8_000 * 45, np.int16), 8_000)  # 45 s > 40 s, < 1 MB
+    with pytest.raises(Exception, match="longer than 40 s"):
         client.predict(gradio_client.handle_file(str(long)), api_name="/predict")
     big = tmp_path / "big.wav"
     big.write_bytes(b"\0" * (2 << 20))  # 2 MB > the 1 MB cap

@@ -92,6 +92,32 @@ def test_training_on_shards_writes_a_run(prepared: Path, decoder_run: Path, tmp_
         train_voice(prepared, decoder_run, tmp_path / "v2", VoiceTraining(steps=1, distill="teacher"), progress=False)
 
 
+def test_the_speaker_backbone_learns_its_head_and_only_then_itself(speaker_model: Path, prepared: Path,
+                                                                     decoder_run: Path, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Frozen: the pretrained speaker encoder's weights leave training unchanged; fine-tuned: they move. The
+    folder names the model type and backbone and loads strictly as any voice model."""
+    from speech2face.models import SpeakerVoiceEncoder, load_voice_encoder
+    from speech2face.speakers import SpeakerEncoder
+
+    pretrained = SpeakerEncoder.pretrained("cpu").state_dict()
+    assert main(["train", "--data", str(prepared), "--decoder", str(decoder_run), "--out", str(tmp_path / "frozen"),
+                 "--voice-backbone", "speaker", "--steps", "3", "--batch-size", "4", "--distill", "none", "-q"]) == 0
+    assert "(speaker backbone)" in capsys.readouterr().out
+    for run, finetune in ((tmp_path / "frozen", False), (speaker_model.parent / "voice", True)):
+        model = load_voice_encoder(run)
+        assert isinstance(model, SpeakerVoiceEncoder) and model.config.finetune is finetune
+        moved = [name for name, value in model.backbone.state_dict().items()
+                 if not torch.equal(value, pretrained[name])]
+        assert bool(moved) is finetune, moved
+        header = json.loads((run / "config.json").read_text())
+        assert header["model_type"] == "speaker_voice_encoder" and header["config"]["backbone"] == "resemblyzer-ge2e"
+        assert json.loads((run / "training.json").read_text())["voice_backbone"] == "speaker"
+    assert main(["train", "--data", str(prepared), "--decoder", str(decoder_run), "--out", str(tmp_path / "bad"),
+                 "--finetune-backbone", "--steps", "1"]) == 2
+    assert "--finetune-backbone needs --voice-backbone speaker" in capsys.readouterr().err
+
+
 def losses_by_step(run: Path) -> dict[int, float]:
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     return {r["step"]: r["loss"] for r in rows if "loss" in r}

@@ -45,16 +45,27 @@ class DemoSize:
 DEMO_FACE_NOISE = 0.25
 QUICK = DemoSize(identities=200, clips=1, decoder_steps=300, voice_steps=900)
 FULL = DemoSize(identities=400, clips=1, decoder_steps=1000, voice_steps=3000)
+VOICE_BACKBONE = "paper"  # the shipped demo's (s2f demo --voice-backbone)
+
+
+def voice_settings(size: DemoSize, seed: int, voice_backbone: str = VOICE_BACKBONE,
+                   finetune_backbone: bool = False) -> Any:
+    """How the demo trains its voice encoder (benchmarks/voice_backbones.py trains the others the same way)."""
+    from .train import VoiceTraining
+
+    return VoiceTraining(steps=size.voice_steps, distill="none", eval_every=max(100, size.voice_steps // 3), seed=seed,
+                         voice_backbone=voice_backbone, finetune_backbone=finetune_backbone)
 
 
 def run_demo(out: str | Path, quick: bool = True, seed: int = 0, strength: float = 1.0, workers: int = 2,
-             progress: bool = True, size: DemoSize | None = None) -> dict[str, Any]:
+             progress: bool = True, size: DemoSize | None = None, voice_backbone: str = VOICE_BACKBONE,
+             finetune_backbone: bool = False) -> dict[str, Any]:
     """Run every stage into `out` (resumable stage by stage); returns the evaluation metrics.
-    `size` overrides the quick / full presets (tests use a tiny one)."""
+    `size` overrides the quick / full presets (tests use a tiny one); `voice_backbone`: `s2f train`'s."""
     from .data import PrepareSettings, manifests, prepare
     from .evaluate.protocol import evaluate_model
     from .synth import SPEAKER_PATTERN, WorldSettings, make_world
-    from .train import DecoderTraining, VoiceTraining, train_decoder, train_voice
+    from .train import DecoderTraining, train_decoder, train_voice
 
     size = size or (QUICK if quick else FULL)
     out = Path(out)
@@ -85,21 +96,28 @@ def run_demo(out: str | Path, quick: bool = True, seed: int = 0, strength: float
     stage("train")
     if not (out / "voice" / EVAL_FILE).is_file():
         train_voice(out / "data", out / "decoder", out / "voice",
-                    VoiceTraining(steps=size.voice_steps, distill="none", eval_every=max(100, size.voice_steps // 3),
-                                  seed=seed), resume=True, progress=progress)
+                    voice_settings(size, seed, voice_backbone, finetune_backbone), resume=True, progress=progress)
     stage("evaluate")
     labels = world / "attributes.csv"
     metrics = evaluate_model(out / "voice", out / "data", out / "report", labels=labels, seed=seed)
     stage("real voices")
-    real = real_voices(out, metrics, seed, strength)
+    what = describe_backbone(voice_backbone, finetune_backbone)
+    real = real_voices(out, metrics, seed, strength, what)
     stage("package")
-    package_demo(out, metrics, real, seed, strength)
+    package_demo(out, metrics, real, seed, strength, what)
     stage(None)
     print(f"[demo] all done in {time.perf_counter() - started:.0f} s; report: {out / 'report' / 'report.html'}")
     return metrics
 
 
-def demo_card(metrics: dict[str, Any], real: dict[str, Any] | None, seed: int, strength: float) -> ModelCard:
+def describe_backbone(voice_backbone: str, finetune_backbone: bool) -> str:
+    if voice_backbone == "speaker":
+        return ("voice encoder on a pretrained speaker encoder (Resemblyzer GE2E, "
+                + ("fine-tuned" if finetune_backbone else "frozen") + ") + an MLP head")
+    return "small voice encoder (the paper's CNN)"
+
+
+def demo_card(metrics: dict[str, Any], real: dict[str, Any] | None, seed: int, strength: float, what: str) -> ModelCard:
     """What the demo model is, with its figures beside their chance levels."""
     cos = metrics["retrieval"]["cos"]
     evaluation: dict[str, Any] = {
@@ -117,21 +135,22 @@ def demo_card(metrics: dict[str, Any], real: dict[str, Any] | None, seed: int, s
         evaluation["real_voices"] = {name: found["agreement"] for name, found in real["speakers"].items()}
     return ModelCard(
         name="demo" if strength == 1.0 else f"demo-strength-{strength:g}", synthetic=True,
-        description=(f"small voice encoder and face decoder trained by `s2f demo --quick` on a synthetic world "
+        description=(f"{what} and face decoder trained by `s2f demo --quick` on a synthetic world "
                      f"(seed {seed}, strength {strength:g}). Real: the portraits (public domain) and the recorded "
                      "speakers (Debian packages). Synthetic: which voice goes with which face, the morphs and "
                      "warps of the faces, and Praat's transformation of the voices."),
         face_encoder="dlib-torch", evaluation=evaluation)
 
 
-def real_voices(out: Path, metrics: dict[str, Any], seed: int, strength: float) -> dict[str, Any] | None:
+def real_voices(out: Path, metrics: dict[str, Any], seed: int, strength: float,
+                what: str) -> dict[str, Any] | None:
     """The trained model on held-out real voices (`evaluate.real_voices`), saved as report/real_voices.json;
     None (said) where the judge or the recordings are not installed."""
     from .errors import DataError, ModelError
     from .evaluate.real_voices import judge_real_voices
     from .pipeline import Speech2Face
 
-    package_run(out / "voice", out / DEMO_MODEL_DIR, demo_card(metrics, None, seed, strength))
+    package_run(out / "voice", out / DEMO_MODEL_DIR, demo_card(metrics, None, seed, strength, what))
     try:
         found = judge_real_voices(Speech2Face.from_pretrained(out / DEMO_MODEL_DIR, device="cpu"), seed=seed)
     except (DataError, ModelError) as error:
@@ -145,9 +164,9 @@ def real_voices(out: Path, metrics: dict[str, Any], seed: int, strength: float) 
 
 
 def package_demo(out: Path, metrics: dict[str, Any], real: dict[str, Any] | None, seed: int,
-                 strength: float) -> Path:
+                 strength: float, what: str) -> Path:
     """`out/model`: the demo's voice encoder and decoder as one model folder (`Speech2Face.from_pretrained`)."""
-    return package_run(out / "voice", out / DEMO_MODEL_DIR, demo_card(metrics, real, seed, strength))
+    return package_run(out / "voice", out / DEMO_MODEL_DIR, demo_card(metrics, real, seed, strength, what))
 
 
 def ship(model: Path, destination: Path = SHIPPED_DEMO) -> Path:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .activity import SpeechDetector, merge
+from .activity import Activity, SpeechDetector, merge
 from .audio import SAMPLE_RATE
 from .errors import AudioError
 
@@ -104,11 +104,13 @@ def fold_small(labels: np.ndarray, vectors: np.ndarray, seconds: np.ndarray) -> 
 
 
 def diarize(wave: np.ndarray, speakers: int | None = None, threshold: float = THRESHOLD,
-            detector: SpeechDetector | None = None, device: str | torch.device | None = None) -> list[Speaker]:
-    """The speakers of a 16 kHz recording, in order of first appearance. AudioError when it holds no speech."""
+            detector: SpeechDetector | None = None, device: str | torch.device | None = None,
+            activity: Activity | None = None) -> list[Speaker]:
+    """The speakers of a 16 kHz recording, in order of first appearance. AudioError when it holds no speech.
+    `activity`: the detector's answer for `wave`, when the caller has it already."""
     from . import speakers as speaker_encoder
 
-    activity = (detector or SpeechDetector(device))(wave)
+    activity = activity or (detector or SpeechDetector(device))(wave)
     spans = windows_in(activity.regions)
     if not activity.has_speech or not spans:
         raise AudioError(f"no speech to tell speakers apart: {activity.describe()}")

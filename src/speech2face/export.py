@@ -50,7 +50,8 @@ class WaveToFace(nn.Module):
         self.front, self.voice, self.decoder = SpectrogramConv(), voice, decoder
 
     def forward(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        feature = self.voice(self.front(wave))
+        takes_wave = getattr(self.voice, "input_kind", "spectrogram") == "wave"  # a model with its own front end
+        feature = self.voice(wave if takes_wave else self.front(wave))
         decoded = self.decoder(feature)
         return decoded.image, decoded.landmarks, feature
 
@@ -72,5 +73,5 @@ def export_onnx(model_name: str | os.PathLike, out: str | os.PathLike, batch: in
                               dynamic_axes={axis: {0: "batch"} for axis in ("wave", "image", "landmarks", "feature")},
                               dynamo=False)
     except (RuntimeError, torch.onnx.errors.OnnxExporterError) as error:  # type: ignore[attr-defined]
-        raise ModelError(f"ONNX export failed: {error}") from error
+        raise ModelError(f"ONNX export failed: {str(error).splitlines()[0][:300]}") from error  # not its IR dump
     return out

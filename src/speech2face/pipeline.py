@@ -3,6 +3,8 @@
     model = Speech2Face.from_pretrained("demo")        # a registered name, or a folder
     prediction = model.predict("voice.wav")             # a path, a 16 kHz float array, or a file's bytes
     prediction.image.save("face.png")
+    for speaker in prediction.speakers:                  # one face per speaker, each from its own speech only
+        speaker.label, speaker.turns, speaker.image
 
 The way through: load_audio -> speech check -> 6 s windows -> spectrogram -> voice encoder -> one feature
 -> face decoder -> image + landmarks.
@@ -13,6 +15,12 @@ when the recording is shorter than WINDOWS_MAX x 6 s); windows with under 0.5 s 
 regions) are dropped, and the features of the others are averaged (their mean, before the decoder).
 Silence, noise, tones or music -> AudioError, never a face.
 
+Speakers: `predict` first tells the speakers apart (`diarize`: the pretrained speaker encoder over 1.5 s
+windows of speech, clustered). One speaker: the whole recording as above. Several: each speaker's turns are
+joined and read as above, so each face comes from one voice; the returned Prediction is the speaker with
+the most speech, and `.speakers` holds everyone's. `speakers=N` forces N; `speakers=1` reads the whole
+recording as one voice.
+
 A model folder (`save_pretrained`; its format: `model_folder.py`) holds `speech2face.json` (the model
 card: name, whether it was trained on synthetic data, its evaluation), `voice/` and `decoder/` (each
 config.json + model.safetensors). `from_pretrained` also takes a `s2f train` run folder (its decoder named
@@ -21,11 +29,12 @@ in training.json) or a `s2f demo` output folder.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +42,7 @@ import numpy as np
 import torch
 
 from . import audio
-from .activity import SpeechDetector
+from .activity import Activity, SpeechDetector
 from .devices import pick_device
 from .errors import AudioError, ModelError
 from .images import to_uint8
@@ -46,8 +55,19 @@ AudioInput = str | os.PathLike | bytes | np.ndarray
 
 
 @dataclass
+class Voice:
+    """One speaker's speech in a recording, cut into the model's windows."""
+
+    clips: np.ndarray  # (W, 96000)
+    voiced_seconds: float
+    label: str = "speaker1"
+    turns: tuple[tuple[float, float], ...] = ()  # (start, end) in seconds of the recording
+
+
+@dataclass
 class Prediction:
-    """One recording's face. `landmarks` in pixels of `image`; `feature` the predicted face feature."""
+    """A face from a voice. `landmarks` in pixels of `image`; `feature` the predicted face feature; `label` and
+    `turns` say whose voice and when; `speakers` (from `predict`) every speaker's Prediction, first heard first."""
 
     image: Any  # PIL.Image.Image, RGB
     feature: np.ndarray  # (D,)
@@ -55,9 +75,14 @@ class Prediction:
     windows: int  # 6 s windows averaged
     voiced_seconds: float
     model: str
+    label: str = "speaker1"
+    turns: tuple[tuple[float, float], ...] = ()
+    speakers: list[Prediction] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {"model": self.model, "windows": self.windows, "voiced_seconds": round(self.voiced_seconds, 3),
+        return {"model": self.model, "label": self.label, "windows": self.windows,
+                "voiced_seconds": round(self.voiced_seconds, 3), "turns": [[round(a, 2), round(b, 2)]
+                                                                           for a, b in self.turns],
                 "feature": self.feature.round(6).tolist(), "landmarks": self.landmarks.round(3).tolist()}
 
 
@@ -75,7 +100,7 @@ class Speech2Face:
     def from_pretrained(cls, name_or_path: str | os.PathLike, device: str | torch.device | None = None,
                         progress: bool = True) -> Speech2Face:
         """A model folder, a `s2f train` run, a `s2f demo` output folder, or a registered name (`s2f models`)."""
-        from .models import FaceDecoder, VoiceEncoder
+        from .models import FaceDecoder, load_voice_encoder
 
         path = Path(name_or_path)
         if not path.exists():
@@ -85,7 +110,7 @@ class Speech2Face:
 
             path = resolve(str(name_or_path), progress=progress)
         voice_dir, decoder_dir, card = locate(path)
-        return cls(VoiceEncoder.from_pretrained(voice_dir), FaceDecoder.from_pretrained(decoder_dir), card, device)
+        return cls(load_voice_encoder(voice_dir), FaceDecoder.from_pretrained(decoder_dir), card, device)
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """`speech2face.json` + `voice/` + `decoder/`; what `from_pretrained` and the registry read."""
@@ -99,13 +124,47 @@ class Speech2Face:
         """The 6 s windows this model reads from a recording (W, 96000), and its seconds of speech.
         Raises AudioError for what cannot be decoded, and where the detector finds no speech (silence,
         noise, tones, music)."""
+        wave, activity = self._speech(source)
+        return self._windows(wave, activity), activity.speech_seconds
+
+    def voices(self, source: AudioInput, speakers: int | None = None) -> list[Voice]:
+        """A recording's speakers (first heard first), each cut into windows of its own speech only; one Voice
+        over the whole recording when one speaker is found or `speakers` is 1. AudioError as `clips`."""
+        from .diarize import diarize, windows_in
+
+        if speakers is not None and speakers < 1:
+            raise ValueError(f"speakers must be 1 or more, got {speakers}")
+        wave, activity = self._speech(source)
+        whole = Voice(self._windows(wave, activity), activity.speech_seconds, turns=activity.regions)
+        if speakers == 1:
+            return [whole]
+        if not windows_in(activity.regions):  # speech in pieces too short to tell voices apart
+            return [whole]
+        found = diarize(wave, speakers, detector=self.detector, device=self.device, activity=activity)
+        if len(found) == 1:
+            return [dataclasses.replace(whole, turns=found[0].turns)]
+        voices = []
+        for speaker in found:
+            own = np.concatenate([wave[round(a * audio.SAMPLE_RATE):round(b * audio.SAMPLE_RATE)]
+                                  for a, b in speaker.turns])
+            voices.append(Voice(self._windows(own, self.detector(own)), speaker.voiced_seconds, speaker.label,
+                                speaker.turns))
+        return voices
+
+    def _speech(self, source: AudioInput) -> tuple[np.ndarray, Activity]:
+        """The recording as a 16 kHz wave and where its speech is; AudioError without speech."""
         name = audio.describe_source(source)
         wave = audio.as_wave(source)
         activity = self.detector(wave)
         if not activity.has_speech:
             raise AudioError(f"{name}: no speech found: {activity.describe()}")
+        return wave, activity
+
+    def _windows(self, wave: np.ndarray, activity: Activity) -> np.ndarray:
+        """The 6 s windows (W, 96000) of a wave: repeated to 6 s, or up to WINDOWS_MAX spread over it, those with
+        little speech dropped."""
         if len(wave) <= audio.CLIP_SAMPLES:
-            return audio.fit_length(wave)[None], activity.speech_seconds
+            return audio.fit_length(wave)[None]
         count = min(WINDOWS_MAX, math.ceil(len(wave) / audio.CLIP_SAMPLES))
         starts = np.linspace(0, len(wave) - audio.CLIP_SAMPLES, count).round().astype(int)
         seconds = audio.CLIP_SAMPLES / audio.SAMPLE_RATE
@@ -113,7 +172,7 @@ class Speech2Face:
         keep = np.flatnonzero(speech >= MIN_WINDOW_SPEECH_SECONDS)
         if len(keep) == 0:  # speech, but spread thin: the window that holds the most
             keep = np.array([int(speech.argmax())])
-        return np.stack([wave[starts[i]:starts[i] + audio.CLIP_SAMPLES] for i in keep]), activity.speech_seconds
+        return np.stack([wave[starts[i]:starts[i] + audio.CLIP_SAMPLES] for i in keep])
 
     def features(self, clips: Sequence[np.ndarray], batch: int = 16) -> np.ndarray:
         """Per recording (its windows (W, 96000)) -> the mean of its windows' features; (N, D)."""
@@ -132,12 +191,28 @@ class Speech2Face:
         return [(Image.fromarray(img), points * size) for img, points in zip(images, decoded.landmarks.cpu().numpy(),
                                                                               strict=True)]
 
-    def predict(self, source: AudioInput) -> Prediction:
-        """One recording -> its face. `source`: a path (any audio or video file), bytes, or a 16 kHz wave."""
-        return self.predict_batch([source])[0]
+    def predict(self, source: AudioInput, speakers: int | None = None) -> Prediction:
+        """One recording -> the face of its main speaker (the most speech), with every speaker's face in
+        `.speakers`. `source`: a path (any audio or video file), bytes, or a 16 kHz wave; `speakers`: None to
+        find them, N to force N, 1 for the whole recording as one voice."""
+        return self.predict_voices([self.voices(source, speakers)])[0]
+
+    def predict_voices(self, recordings: Sequence[Sequence[Voice]], batch: int = 16) -> list[Prediction]:
+        """Per recording its voices (`voices`) -> its main speaker's Prediction holding all in `.speakers`; every
+        window of every recording batched together through the networks."""
+        flat = [voice for voices in recordings for voice in voices]
+        drawn = self.predict_clips([v.clips for v in flat], [v.voiced_seconds for v in flat], batch)
+        each = [dataclasses.replace(p, label=v.label, turns=v.turns) for p, v in zip(drawn, flat, strict=True)]
+        bounds = np.cumsum([0, *(len(voices) for voices in recordings)])
+        out = []
+        for a, b in itertools.pairwise(bounds):
+            mine = each[a:b]
+            out.append(dataclasses.replace(max(mine, key=lambda p: p.voiced_seconds), speakers=mine))
+        return out
 
     def predict_batch(self, sources: Sequence[AudioInput], batch: int = 16) -> list[Prediction]:
-        """Several recordings, their windows batched through the networks; AudioError on the first bad one."""
+        """Several recordings, each read as one voice (no speakers told apart), their windows batched through the
+        networks; AudioError on the first bad one."""
         prepared = [self.clips(source) for source in sources]
         return self.predict_clips([c for c, _ in prepared], [v for _, v in prepared], batch)
 
@@ -163,23 +238,25 @@ class BatchResult:
 
 def predict_files(model: Speech2Face, sources: Sequence[str | os.PathLike], out: str | os.PathLike, *,
                   batch_size: int = 16, gallery: Any = None, nearest: int = 5, progress: bool = False,
-                  on_error: Any = None) -> BatchResult:
-    """Draw a face for each file into `out`: NAME.png and NAME.json (input, model, synthetic, windows, voiced
-    seconds, feature, landmarks; with a `gallery.Gallery` also NAME.nearest.png and the nearest speakers).
-    NAME is the file's stem, made unique. A bad input is recorded (and passed to `on_error(source, message)`)
-    and the others are still drawn; every file is written atomically."""
+                  on_error: Any = None, speakers: int | None = None) -> BatchResult:
+    """Draw the faces of each file into `out`: NAME.png when it holds one speaker, NAME.speaker1.png,
+    NAME.speaker2.png ... when several (`speakers`: as `Speech2Face.voices`), and NAME.json (input, model,
+    synthetic, the main speaker's windows, voiced seconds, feature and landmarks, and `speakers`: each one's
+    label, turns, voiced seconds, image ...; with a `gallery.Gallery` also NAME[.speakerK].nearest.png and the
+    nearest speakers). NAME is the file's stem, made unique. A bad input is recorded (and passed to
+    `on_error(source, message)`) and the others are still drawn; every file is written atomically."""
     from tqdm import tqdm
 
     from .errors import Speech2FaceError
-    from .files import atomic_write, write_json
+    from .files import write_json
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     result = BatchResult([], [])
-    ready = []
+    ready: list[tuple[str | os.PathLike, list[Voice]]] = []
     for source in tqdm(sources, desc="read", unit="file", disable=not progress or len(sources) < 2):
         try:
-            ready.append((source, *model.clips(source)))
+            ready.append((source, model.voices(source, speakers)))
         except Speech2FaceError as error:  # a batch job records the bad item and goes on
             result.failed.append((str(source), str(error)))
             if on_error is not None:
@@ -187,20 +264,30 @@ def predict_files(model: Speech2Face, sources: Sequence[str | os.PathLike], out:
     names: set[str] = set()
     for start in range(0, len(ready), batch_size):
         chunk = ready[start:start + batch_size]
-        predictions = model.predict_clips([c for _, c, _ in chunk], [v for _, _, v in chunk])
-        for (source, _, _), prediction in zip(chunk, predictions, strict=True):
+        for (source, _), prediction in zip(chunk, model.predict_voices([v for _, v in chunk]), strict=True):
             stem = Path(source).stem or "input"
             name = stem if stem not in names else f"{stem}-{len(names)}"
             names.add(name)
-            atomic_write(out / f"{name}.png", lambda temp, image=prediction.image: image.save(temp, format="PNG"))
-            record = {"input": str(source), "image": f"{name}.png", "synthetic": model.card.synthetic,
-                      **prediction.to_json()}
-            if gallery is not None:
-                record["nearest"] = _write_nearest(gallery, prediction.feature, nearest, out / f"{name}.nearest.png")
-            write_json(out / f"{name}.json", record)
-            result.written.append({"input": str(source), "image": out / f"{name}.png", "prediction": prediction})
+            several = len(prediction.speakers) > 1
+            entries = [_write_speaker(out, f"{name}.{one.label}" if several else name, one, gallery, nearest)
+                       for one in prediction.speakers]
+            main = next(entry for entry in entries if entry["label"] == prediction.label)
+            write_json(out / f"{name}.json", {"input": str(source), "synthetic": model.card.synthetic, **main,
+                                              "speakers": entries})
+            result.written.append({"input": str(source), "image": out / main["image"], "prediction": prediction,
+                                   "images": [out / entry["image"] for entry in entries]})
     return result
 
+
+def _write_speaker(out: Path, name: str, prediction: Prediction, gallery: Any, nearest: int) -> dict[str, Any]:
+    """NAME.png (+ NAME.nearest.png with a gallery) for one speaker; its JSON entry."""
+    from .files import atomic_write
+
+    atomic_write(out / f"{name}.png", lambda temp: prediction.image.save(temp, format="PNG"))
+    entry = {"image": f"{name}.png", **prediction.to_json()}
+    if gallery is not None:
+        entry["nearest"] = _write_nearest(gallery, prediction.feature, nearest, out / f"{name}.nearest.png")
+    return entry
 
 def _write_nearest(gallery: Any, feature: np.ndarray, count: int, path: Path) -> list[dict[str, Any]]:
     """The `count` gallery faces nearest to `feature` as one strip image at `path`; their speakers."""

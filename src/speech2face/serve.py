@@ -81,15 +81,13 @@ def build_app(model: Any, gallery: Any = None, max_seconds: float = MAX_SECONDS,
             prediction = model.predict(wave)
         except Speech2FaceError as error:
             raise gr.Error(str(error).replace(f"<{len(data)} bytes>", "the upload")) from error
-        page = _img(prediction.image, "face from the voice", 256)
-        if gallery is not None:
-            from PIL import Image
-
-            page += "<p>nearest real faces</p>" + "".join(
-                _img(Image.fromarray(gallery.faces[i]), f"{gallery.speakers[i]} (cos {c:.2f})", 112)
-                for i, c in gallery.nearest(prediction.feature))
+        several = len(prediction.speakers) > 1
+        page = "".join(_speaker_html(one, gallery, several) for one in prediction.speakers)
         details = {"model": prediction.model, "windows": prediction.windows,
-                   "voiced_seconds": round(prediction.voiced_seconds, 2)}
+                   "voiced_seconds": round(prediction.voiced_seconds, 2),
+                   "speakers": [{"label": one.label, "voiced_seconds": round(one.voiced_seconds, 2),
+                                 "turns": [[round(a, 2), round(b, 2)] for a, b in one.turns]}
+                                for one in prediction.speakers]}
         return page, details
 
     warning = ("**SYNTHETIC MODEL**: trained on a synthetic world that pairs real recorded voices (transformed) "
@@ -110,6 +108,21 @@ def build_app(model: Any, gallery: Any = None, max_seconds: float = MAX_SECONDS,
                 details = gr.JSON(label="details", elem_id="details")
         button.click(draw, inputs=voice, outputs=[face, details], concurrency_limit=concurrency, api_name="predict")
     return app
+
+
+def _speaker_html(prediction: Any, gallery: Any, several: bool) -> str:
+    """One speaker's face (captioned with its label and speech when there are several), and with a gallery the
+    nearest real faces."""
+    caption = (f"<p><b>{html.escape(prediction.label)}</b>: {prediction.voiced_seconds:.1f} s of speech in "
+               f"{len(prediction.turns)} turn(s)</p>" if several else "")
+    part = caption + _img(prediction.image, f"face from the voice of {prediction.label}", 256)
+    if gallery is not None:
+        from PIL import Image
+
+        part += "<p>nearest real faces</p>" + "".join(
+            _img(Image.fromarray(gallery.faces[i]), f"{gallery.speakers[i]} (cos {c:.2f})", 112)
+            for i, c in gallery.nearest(prediction.feature))
+    return f'<div class="speaker">{part}</div>'
 
 
 def _img(image: Any, title: str, width: int) -> str:

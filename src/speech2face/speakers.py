@@ -72,12 +72,22 @@ def mel_filterbank() -> np.ndarray:
     return weights.astype(np.float32)
 
 
+@functools.cache
+def dft_basis() -> torch.Tensor:
+    """(2 x 201, 1, MEL_WINDOW): the periodic-Hann-windowed cosines and sines of a MEL_WINDOW-point DFT."""
+    n = torch.arange(MEL_WINDOW, dtype=torch.float64)
+    k = torch.arange(MEL_WINDOW // 2 + 1, dtype=torch.float64)
+    window = torch.hann_window(MEL_WINDOW, periodic=True, dtype=torch.float64)
+    angle = 2 * np.pi * k[:, None] * n[None] / MEL_WINDOW
+    return torch.cat([window * torch.cos(angle), window * torch.sin(angle)]).float()[:, None, :]
+
+
 def mel_frames(waves: torch.Tensor) -> torch.Tensor:
-    """(B, T) 16 kHz -> (B, frames, 40) mel power: centred frames (zero padding), a periodic Hann window."""
-    window = torch.hann_window(MEL_WINDOW, periodic=True, device=waves.device, dtype=waves.dtype)
-    spectrum = torch.stft(waves, MEL_WINDOW, MEL_HOP, window=window, center=True, pad_mode="constant",
-                          return_complex=True)
-    power = spectrum.real**2 + spectrum.imag**2  # (B, 201, frames)
+    """(B, T) 16 kHz -> (B, frames, 40) mel power: centred frames (zero padding), a periodic Hann window. The DFT
+    is a strided convolution (an STFT's numbers, and a graph ONNX can hold)."""
+    padded = torch.nn.functional.pad(waves[:, None, :], (MEL_WINDOW // 2, MEL_WINDOW // 2))
+    parts = torch.nn.functional.conv1d(padded, dft_basis().to(waves.device, waves.dtype), stride=MEL_HOP)
+    power = parts[:, :MEL_WINDOW // 2 + 1] ** 2 + parts[:, MEL_WINDOW // 2 + 1:] ** 2  # (B, 201, frames)
     bank = torch.from_numpy(mel_filterbank()).to(waves.device, waves.dtype)
     return torch.einsum("mf,bft->btm", bank, power)
 
@@ -95,6 +105,12 @@ class SpeakerEncoder(torch.nn.Module):
         raw = torch.relu(self.linear(hidden[-1]))
         return raw / raw.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
+    def embed_waves(self, waves: torch.Tensor) -> torch.Tensor:
+        """(B, T) 16 kHz waves of one length -> (B, 256) unit d-vectors (quiet ones raised, partials averaged)."""
+        mels = partial_mels(raise_quiet(waves))  # (B, P, 160, 40)
+        summed = self(mels.flatten(0, 1)).view(*mels.shape[:2], -1).sum(dim=1)  # (B, 256)
+        return summed / summed.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
     @classmethod
     def pretrained(cls, device: str | torch.device | None = None) -> SpeakerEncoder:
         """The Resemblyzer weights, loaded strictly (the loss's two scalars set aside by name)."""
@@ -110,10 +126,11 @@ class SpeakerEncoder(torch.nn.Module):
         return model.to(pick_device(device)).eval()
 
 
-def normalise_volume(wave: np.ndarray) -> np.ndarray:
-    """Raise a quiet recording to TARGET_DBFS (RMS); louder ones stay as they are."""
-    loudness = 10 * np.log10(max(float(np.mean(wave.astype(np.float64) ** 2)), 1e-20))
-    return wave if loudness >= TARGET_DBFS else (wave * 10 ** ((TARGET_DBFS - loudness) / 20)).astype(np.float32)
+def raise_quiet(waves: torch.Tensor) -> torch.Tensor:
+    """(B, T): each wave quieter than TARGET_DBFS (RMS) raised to it; louder ones stay as they are."""
+    loudness = 10 * torch.log10(waves.pow(2).mean(dim=1, keepdim=True).clamp_min(1e-20))
+    gain = torch.where(loudness < TARGET_DBFS, 10 ** ((TARGET_DBFS - loudness) / 20), torch.ones_like(loudness))
+    return (waves * gain).to(waves.dtype)
 
 
 def partial_starts(samples: int) -> list[int]:
@@ -125,6 +142,15 @@ def partial_starts(samples: int) -> list[int]:
     if coverage < MIN_COVERAGE and len(starts) > 1:
         starts.pop()
     return starts
+
+
+def partial_mels(waves: torch.Tensor) -> torch.Tensor:
+    """(B, T) 16 kHz waves of one length -> (B, P, PARTIAL_FRAMES, MEL_BANDS): the mel power of each 1.6 s partial
+    utterance (the last one zero-padded)."""
+    starts = partial_starts(waves.shape[1])
+    needed = (starts[-1] + PARTIAL_FRAMES) * MEL_HOP
+    mels = mel_frames(torch.nn.functional.pad(waves, (0, max(0, needed - waves.shape[1]))))
+    return torch.stack([mels[:, start:start + PARTIAL_FRAMES] for start in starts], dim=1)
 
 
 @functools.cache
@@ -141,16 +167,13 @@ def embed_windows(waves: Sequence[AudioSource | np.ndarray], device: str | torch
     parameter = next(encoder.parameters())
     partials, owners = [], []
     for index, source in enumerate(waves):
-        wave = normalise_volume(as_wave(source))
-        starts = partial_starts(len(wave))
-        needed = (starts[-1] + PARTIAL_FRAMES) * MEL_HOP
-        padded = np.pad(wave, (0, max(0, needed - len(wave))))
-        mels = mel_frames(torch.from_numpy(padded).to(parameter.device)[None])[0]  # (frames, 40)
-        partials += [mels[start:start + PARTIAL_FRAMES] for start in starts]
-        owners += [index] * len(starts)
+        wave = torch.from_numpy(as_wave(source)).to(parameter.device)[None]
+        mels = partial_mels(raise_quiet(wave))[0]  # (P, 160, 40)
+        partials.append(mels)
+        owners += [index] * len(mels)
     if not partials:
         return np.zeros((0, EMBEDDING), np.float32)
-    stacked = torch.stack(partials)  # (P, 160, 40)
+    stacked = torch.cat(partials)  # (P, 160, 40)
     with torch.no_grad():
         vectors = torch.cat([encoder(stacked[i:i + batch]) for i in range(0, len(stacked), batch)])
     sums = torch.zeros(len(waves), EMBEDDING, device=vectors.device).index_add_(

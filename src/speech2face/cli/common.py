@@ -29,7 +29,9 @@ def setting(parser: argparse.ArgumentParser, flag: str, settings: type, help: st
     the help ends with the default."""
     field = field or flag.lstrip("-").replace("-", "_")
     default = default_of(settings, field)
-    if "choices" not in options:
+    if isinstance(default, bool):  # a switch: present means the opposite of the default
+        options.setdefault("action", "store_false" if default else "store_true")
+    elif "choices" not in options:
         options.setdefault("metavar", flag.lstrip("-").replace("-", "_").upper())
         if default is not None:
             options.setdefault("type", type(default))

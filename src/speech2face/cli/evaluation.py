@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..demo import VOICE_BACKBONE
+from ..models import VOICE_BACKBONES
 from .common import add_quiet
 
 
@@ -56,10 +58,13 @@ def demo(args: argparse.Namespace) -> int:
     from ..evaluate.report import summary
     from ..model_folder import DEMO_MODEL_DIR
 
-    if args.ship and not (args.quick and args.strength == 1.0 and args.seed == 0):
-        raise DataError("--ship writes the package's demo model: only with --quick, --strength 1 and --seed 0")
+    if args.ship and not (args.quick and args.strength == 1.0 and args.seed == 0
+                          and args.voice_backbone == VOICE_BACKBONE and not args.finetune_backbone):
+        raise DataError("--ship writes the package's demo model: only with --quick, --strength 1, --seed 0 and the "
+                        f"default backbone ({VOICE_BACKBONE})")
     metrics = run_demo(args.out, quick=args.quick, seed=args.seed, strength=args.strength, workers=args.workers,
-                       progress=not args.quiet)
+                       progress=not args.quiet, voice_backbone=args.voice_backbone,
+                       finetune_backbone=args.finetune_backbone)
     print("\n".join(summary(metrics)))
     if args.ship:
         from ..demo import ship
@@ -84,5 +89,9 @@ def register_demo(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument("--strength", type=float, default=1.0, help="voice-face link of the world (0: control)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="processes for synth and prepare (default 2)")
+    parser.add_argument("--voice-backbone", choices=VOICE_BACKBONES, default=VOICE_BACKBONE,
+                        help=f"voice encoder, as s2f train --voice-backbone (default {VOICE_BACKBONE})")
+    parser.add_argument("--finetune-backbone", action="store_true",
+                        help="with --voice-backbone speaker: train the speaker encoder too")
     add_quiet(parser)
     parser.set_defaults(handler=demo)

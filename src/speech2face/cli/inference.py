@@ -10,6 +10,13 @@ from .. import serve as web  # constants only: gradio loads when a server starts
 from ..errors import Speech2FaceError
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def predict(args: argparse.Namespace) -> int:
     from ..gallery import Gallery
     from ..pipeline import Speech2Face, predict_files
@@ -17,15 +24,24 @@ def predict(args: argparse.Namespace) -> int:
     model = Speech2Face.from_pretrained(args.model, device=args.device, progress=not args.quiet)
     print(f"model: {model.card.label}")
     gallery = Gallery.load(args.gallery) if args.gallery else None
+    speakers = 1 if args.one_speaker else args.speakers
     result = predict_files(model, args.inputs, args.output, batch_size=args.batch_size, gallery=gallery,
-                           nearest=args.nearest, progress=not args.quiet,
+                           nearest=args.nearest, progress=not args.quiet, speakers=speakers,
                            on_error=lambda _, message: print(f"s2f predict: error: {message}", file=sys.stderr))
+    faces = 0
     for item in result.written:
-        prediction = item["prediction"]
-        print(f"{item['input']} -> {item['image']} ({prediction.windows} window(s), "
-              f"{prediction.voiced_seconds:.1f} s voiced)")
+        found = item["prediction"].speakers
+        faces += len(found)
+        if len(found) == 1:
+            print(f"{item['input']} -> {item['image']} ({found[0].windows} window(s), "
+                  f"{found[0].voiced_seconds:.1f} s voiced)")
+            continue
+        print(f"{item['input']}: {len(found)} speakers")
+        for image, one in zip(item["images"], found, strict=True):
+            print(f"  {one.label} -> {image} ({one.voiced_seconds:.1f} s voiced in {len(one.turns)} turn(s))")
     failed = len(result.failed)
-    print(f"{len(result.written)} face(s) in {args.output}" + (f"; {failed} input(s) failed" if failed else ""))
+    print(f"{faces} face(s) from {len(result.written)} input(s) in {args.output}"
+          + (f"; {failed} input(s) failed" if failed else ""))
     return 1 if failed else 0
 
 
@@ -34,9 +50,13 @@ def register_predict(verbs: argparse._SubParsersAction) -> None:
         "predict", help="draw the face behind each recording: PNG + JSON per input",
         description="Any audio or video file (wav, mp3, m4a, flac, ogg, mp4, ...) -> a face image (PNG) and a JSON "
                     "(feature, landmarks, model) in OUTDIR. Up to 6 s: repeated to 6 s; longer: up to 8 windows of "
-                    "6 s spread over the recording, their features averaged. Silence and noise are refused. A bad "
-                    "input gets one line on stderr, the others are still drawn; the exit code is 1 if any failed.",
-        epilog="example: s2f predict voice.wav interview.mp4 --model demo -o faces")
+                    "6 s spread over the recording, their features averaged. Silence and noise are refused. "
+                    "Several people talking: the speakers are told apart first (a pretrained speaker encoder, "
+                    "clustered) and each gets a face from its own speech only: NAME.speaker1.png, "
+                    "NAME.speaker2.png ..., their turns in NAME.json. A bad input gets one line on stderr, the "
+                    "others are still drawn; the exit code is 1 if any failed.",
+        epilog="examples: s2f predict voice.wav interview.mp4 --model demo -o faces; "
+               "s2f predict interview.mp4 --speakers 2 (two people, however alike they sound)")
     parser.add_argument("inputs", nargs="+", metavar="AUDIO", help="audio or video files")
     parser.add_argument("--model", default="demo", help="a model folder, a training run, or a registered name "
                                                          "(s2f models; default demo: SYNTHETIC)")
@@ -44,6 +64,11 @@ def register_predict(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument("--gallery", help="a s2f prepare folder: also write the nearest real faces "
                                           "(NAME.nearest.png, and their speakers in the JSON)")
     parser.add_argument("--nearest", type=int, default=5, help="faces per gallery strip (default 5)")
+    who = parser.add_mutually_exclusive_group()
+    who.add_argument("--speakers", type=positive_int, metavar="N",
+                     help="the number of speakers, when you know it (default: found from the voices)")
+    who.add_argument("--one-speaker", action="store_true",
+                     help="read each recording as one voice (one face, from all of it)")
     parser.add_argument("--batch-size", type=int, default=16, help="recordings per forward pass (default 16)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA if present)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

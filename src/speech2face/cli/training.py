@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..models import VOICE_BACKBONES
+from ..models.speaker_voice import BACKBONE_LR_SCALE
 from ..train.decoder import DecoderTraining
 from ..train.voice import DISTILL_CHOICES, VoiceTraining
 from .common import add_training_options, setting, settings_from
@@ -51,7 +53,8 @@ def train(args: argparse.Namespace) -> int:
                          progress=not args.quiet)
     held = result.get("held_out")
     if held:  # rank 0 only
-        print(f"{args.out}: voice encoder, step {result['step']}, distillation: {result['distill']}")
+        print(f"{args.out}: voice encoder ({result['voice_backbone']} backbone), step {result['step']}, "
+              f"distillation: {result['distill']}")
         print(f"held-out ({held['pool']} clips): cosine {held['cosine']:.3f} (shuffled {held['chance_cosine']:.3f}); "
               + ", ".join(f"R@{k} {held[f'R@{k}']:.2f} (chance {held[f'chance_R@{k}']:.2f})" for k in (1, 2, 5, 10)))
     return 0
@@ -77,6 +80,12 @@ def register_train(verbs: argparse._SubParsersAction) -> None:
     setting(parser, "--distill", VoiceTraining, "distillation classifier: the teacher's (VGG-Face fc8), one fitted on "
                                                 "the training identities (for dlib features), or none; auto picks "
                                                 "teacher if there is one", choices=DISTILL_CHOICES)
+    setting(parser, "--voice-backbone", VoiceTraining, "paper: the paper's CNN on spectrograms, learnt from scratch; "
+                                                      "speaker: a pretrained speaker encoder (Resemblyzer's GE2E, "
+                                                      "trained on thousands of real voices) + an MLP head, better "
+                                                      "with few speakers", choices=VOICE_BACKBONES)
+    setting(parser, "--finetune-backbone", VoiceTraining, "with --voice-backbone speaker: train the speaker "
+                                                          f"encoder too, at {BACKBONE_LR_SCALE:g} x --lr (else frozen)")
     add_training_options(parser, VoiceTraining, batch_help="GLOBAL batch, split among processes",
                          eval_help="held-out evaluation every N steps")
     parser.set_defaults(handler=train)

@@ -121,7 +121,7 @@ def evaluate_model(voice_dir: str | Path, data: str | Path, out: str | Path, *, 
     metrics. `scorer`: the independent face network ("auto": one other than the data's encoder; None or
     "none": skip); `judge`: the age and sex classifier's agreement (judges.py). A network that cannot load
     is an error when named; with "auto" and for the judge, its section says why it was skipped."""
-    from ..models import FaceDecoder, VoiceEncoder
+    from ..models import FaceDecoder, load_voice_encoder
     from ..models.voice_encoder import encode_waves
     from .report import gallery_image, render_html
 
@@ -130,7 +130,7 @@ def evaluate_model(voice_dir: str | Path, data: str | Path, out: str | Path, *, 
     if decoder_dir is None:
         raise DataError(f"{voice_dir}: no training.json naming its decoder; pass --decoder")
     attributes = load_labels(labels, label_columns)  # a bad labels file fails before any work
-    voice = VoiceEncoder.from_pretrained(voice_dir, map_location=chosen)
+    voice = load_voice_encoder(voice_dir, map_location=chosen)
     decoder = FaceDecoder.from_pretrained(decoder_dir, map_location=chosen).eval()
     clips = evaluation_clips(data)
     predicted = encode_waves(voice, torch.from_numpy(clips["wave"])).numpy()

@@ -62,6 +62,19 @@ def describe_mismatch(expected: dict[str, torch.Size], found: dict[str, torch.Si
     return ", ".join(parts)
 
 
+def read_header(directory: str | os.PathLike) -> Any:
+    """The parsed config.json of a model directory (ModelError when there is none or it is unreadable)."""
+    path = Path(directory) / CONFIG_FILE
+    if not Path(directory).is_dir():
+        raise ModelError(f"{directory}: no such model directory")
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as error:
+        raise ModelError(f"{directory}: no {CONFIG_FILE} (not a saved model directory)") from error
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelError(f"{path}: unreadable ({error})") from error
+
+
 class PretrainedModel(nn.Module):
     """Base of every model with a config: save and load a directory, strictly."""
 
@@ -83,14 +96,7 @@ class PretrainedModel(nn.Module):
     def read_config(cls, directory: str | os.PathLike) -> Any:
         """The config stored in a model directory, checked to be of this model's type."""
         path = Path(directory) / CONFIG_FILE
-        if not Path(directory).is_dir():
-            raise ModelError(f"{directory}: no such model directory")
-        try:
-            header = json.loads(path.read_text())
-        except FileNotFoundError as error:
-            raise ModelError(f"{directory}: no {CONFIG_FILE} (not a saved model directory)") from error
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise ModelError(f"{path}: unreadable ({error})") from error
+        header = read_header(directory)
         if not isinstance(header, dict) or header.get("model_type") != cls.model_type:
             found = header.get("model_type") if isinstance(header, dict) else None
             raise ModelError(f"{path}: holds a {found!r} model, not a {cls.model_type!r}")

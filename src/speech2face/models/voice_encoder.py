@@ -147,6 +147,10 @@ class VoiceEncoder(PretrainedModel):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def parameter_groups(self, lr: float) -> list[dict[str, object]]:
+        """Adam's parameter groups: one, at `lr`."""
+        return [{"params": list(self.parameters()), "lr": lr}]
+
     def flops(self, frames: int = CLIP_FRAMES, backward: bool = False) -> int:
         """Matmul and conv FLOPs (2 per multiply-add) for one clip of `frames` frames (598 = 6 s)."""
         return count_flops(self.config, frames, backward)
@@ -166,15 +170,22 @@ def count_flops(config: VoiceEncoderConfig, frames: int = CLIP_FRAMES, backward:
     return counter.get_total_flops() // 2
 
 
+def model_inputs(model: nn.Module, waves: torch.Tensor) -> torch.Tensor:
+    """What a voice model's forward takes from 16 kHz waves (B, samples): the spectrogram (B, 2, T, 257) for
+    the paper's CNN, the waves themselves for a model with its own front end (`input_kind = "wave"`)."""
+    inner = getattr(model, "module", model)  # under DDP
+    return waves if getattr(inner, "input_kind", "spectrogram") == "wave" else spectrogram(waves)
+
+
 @torch.no_grad()
 def encode_waves(model: nn.Module, waves: torch.Tensor, batch: int = 16) -> torch.Tensor:
     """Waves (N, samples) at 16 kHz -> the voice encoder's features (N, D), float32 on the CPU: in eval mode
-    (restored after), batched, the spectrogram computed on the model's device. Every caller that runs a
+    (restored after), batched, the front end computed on the model's device. Every caller that runs a
     voice encoder on recordings (held-out evaluation, `s2f evaluate`, `Speech2Face`) goes through here."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     try:
-        return torch.cat([model(spectrogram(chunk.to(device))).float().cpu() for chunk in waves.split(batch)])
+        return torch.cat([model(model_inputs(model, chunk.to(device))).float().cpu() for chunk in waves.split(batch)])
     finally:
         model.train(was_training)

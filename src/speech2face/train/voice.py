@@ -25,8 +25,9 @@ from ..errors import DataError
 from ..evaluate.metrics import voice_quality
 from ..evaluate.protocol import VALIDATION, first_seconds, held_out
 from ..losses import PAPER_DISTILL_WEIGHT, PAPER_NORM_WEIGHT, PAPER_TEMPERATURE, voice_losses
+from ..models import VOICE_BACKBONES, new_voice_encoder
 from ..models.face_decoder import FaceDecoder
-from ..models.voice_encoder import VoiceEncoder, VoiceEncoderConfig, encode_waves
+from ..models.voice_encoder import encode_waves, model_inputs
 from .loop import TrainingSettings, run
 
 DISTILL_CHOICES = ("auto", "teacher", "fitted", "none")
@@ -47,6 +48,8 @@ class VoiceTraining(TrainingSettings):
     #                        identities' features), none (no distillation); auto: teacher if it has one, else fitted
     seconds: float = 6.0
     eval_clips: int = 512
+    voice_backbone: str = "paper"  # paper (the CNN on spectrograms) or speaker (pretrained speaker encoder + head)
+    finetune_backbone: bool = False  # with voice_backbone speaker: train the speaker encoder too (else frozen)
 
 
 def voice_item(sample: dict[str, Any], seed: int, seconds: float) -> dict[str, np.ndarray]:
@@ -125,8 +128,13 @@ class VoiceTask:
             raise DataError(f"the shards hold {feature_dim}-d features, the decoder reads "
                             f"{self.decoder.config.feature_dim}")
         self.classifier, self.distill_kind = teacher_classifier(settings, encoder_name, self.train_paths, self.device)
+        if settings.voice_backbone not in VOICE_BACKBONES:
+            raise DataError(f"--voice-backbone must be {' or '.join(VOICE_BACKBONES)}; got {settings.voice_backbone!r}")
+        if settings.finetune_backbone and settings.voice_backbone != "speaker":
+            raise DataError("--finetune-backbone needs --voice-backbone speaker (the paper's CNN learns from scratch)")
         torch.manual_seed(settings.seed)
-        self.model = VoiceEncoder(VoiceEncoderConfig.named(settings.config, feature_dim)).to(self.device)
+        self.model = new_voice_encoder(settings.voice_backbone, settings.config, feature_dim,
+                                       settings.finetune_backbone).to(self.device)
 
     def stream(self, rank: int, world_size: int, start_epoch: int) -> IterableDataset:
         s = self.settings
@@ -137,12 +145,13 @@ class VoiceTask:
 
     def optimizer(self) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
         s = self.settings
-        optimizer = torch.optim.Adam(self.model.parameters(), lr=s.lr, betas=(s.beta1, 0.999), eps=s.adam_eps)
+        optimizer = torch.optim.Adam(self.model.parameter_groups(s.lr), lr=s.lr, betas=(s.beta1, 0.999),
+                                     eps=s.adam_eps)
         return optimizer, torch.optim.lr_scheduler.StepLR(optimizer, s.decay_every, s.decay)
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         s = self.settings
-        predicted = model(audio.spectrogram(batch["wave"].to(self.device)))  # the spectrogram on the device
+        predicted = model(model_inputs(model, batch["wave"].to(self.device)))  # the front end on the device
         return voice_losses(predicted, batch["feature"].to(self.device), self.decoder.first_layer, self.classifier,
                             norm_weight=s.norm_weight, distill_weight=s.distill_weight, temperature=s.temperature)
 
@@ -162,7 +171,8 @@ class VoiceTask:
             self.classifier.load_state_dict(state["classifier"])
 
     def header(self) -> dict[str, Any]:
-        return {"distill": self.distill_kind, "decoder": str(Path(self.decoder_dir).resolve()),
+        return {"distill": self.distill_kind, "voice_backbone": self.settings.voice_backbone,
+                "finetune_backbone": self.settings.finetune_backbone, "decoder": str(Path(self.decoder_dir).resolve()),
                 "data": str(Path(self.data).resolve())}
 
 
