@@ -57,6 +57,24 @@ def ffmpeg(*args: str) -> None:
     subprocess.run([require_tool("ffmpeg"), "-nostdin", "-v", "error", "-y", *args], check=True)
 
 
+def mutations(data: bytes, rng: np.random.Generator) -> list[tuple[str, bytes]]:
+    """Byte flips, cuts at random points and overwritten headers of one file: 26 damaged copies (the fuzz
+    corpus of test_audio and test_prepare)."""
+    out = []
+    for _ in range(12):
+        flipped = bytearray(data)
+        for index in rng.integers(0, len(data), rng.integers(1, 20)):
+            flipped[index] = int(rng.integers(0, 256))
+        out.append(("flipped bytes", bytes(flipped)))
+    out += [("cut", data[: int(rng.integers(1, len(data)))]) for _ in range(8)]
+    for _ in range(6):
+        overwritten = bytearray(data)
+        size = int(rng.integers(8, 512))
+        overwritten[:size] = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+        out.append(("overwritten header", bytes(overwritten)))
+    return out
+
+
 def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
     """Write int16 mono or (N, C) samples with the standard library, independently of the code under test."""
     data = np.asarray(samples)

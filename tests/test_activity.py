@@ -12,6 +12,7 @@ import torch
 from speech2face import load_audio
 from speech2face.activity import SpeechDetector, regions_from
 from speech2face.activity.silero import CHUNK, CONTEXT, SileroVad, chunk, weights_path
+from speech2face.examples import melody
 
 SR = 16_000
 
@@ -66,21 +67,6 @@ def test_speech_is_found_where_it_is(detector: SpeechDetector, speech: np.ndarra
     assert noisy.has_speech
 
 
-def music(seconds: float, rng: np.random.Generator) -> np.ndarray:
-    """A melody of harmonic notes (C major, quarter-second notes, decaying) over a drum beat."""
-    t = np.arange(int(seconds * SR)) / SR
-    notes = [261.6, 293.7, 329.6, 349.2, 392.0, 440.0, 493.9, 523.3]
-    out = np.zeros_like(t)
-    step = SR // 4
-    for start in range(0, len(t) - step + 1, step):
-        tt = t[:step]
-        pitch = notes[rng.integers(len(notes))]
-        out[start:start + step] += sum(np.sin(2 * np.pi * pitch * k * tt) / k for k in range(1, 6)) * np.exp(-3 * tt)
-    for start in range(0, len(t) - 800, SR // 2):
-        out[start:start + 800] += 0.5 * rng.normal(0, 1, 800) * np.exp(-np.arange(800) / 100)
-    return out
-
-
 def refusals() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(1)
     t = np.arange(6 * SR) / SR
@@ -89,7 +75,7 @@ def refusals() -> dict[str, np.ndarray]:
              "white noise": rng.normal(0, 1, len(t)), "brown noise": brown - brown.mean(),
              "tone 220 Hz": np.sin(2 * np.pi * 220 * t), "tone 1 kHz": np.sin(2 * np.pi * 1000 * t),
              "C major chord": sum(np.sin(2 * np.pi * f * t) for f in (261.6, 329.6, 392.0)),
-             "sweep": np.sin(2 * np.pi * (100 * t + 200 * t**2)), "music": music(6, rng)}
+             "sweep": np.sin(2 * np.pi * (100 * t + 200 * t**2)), "music": melody(6, rng)}
     return {name: (wave if name in ("silence", "hiss at -100 dBFS") else 0.3 * wave / np.abs(wave).max()
                    ).astype(np.float32) for name, wave in cases.items()}
 

@@ -10,7 +10,7 @@ import pytest
 from scipy.signal import resample_poly
 
 import speech2face as s2f
-from conftest import AUDIO_FORMATS, VIDEO_FORMATS, ffmpeg, read_wav_int16, write_wav
+from conftest import AUDIO_FORMATS, VIDEO_FORMATS, ffmpeg, mutations, read_wav_int16, write_wav
 
 
 def reference_wave(media: dict[str, Path]) -> np.ndarray:
@@ -190,23 +190,6 @@ def test_a_container_whose_audio_is_cut_is_refused(unequal_streams: dict[tuple[s
 
 FUZZED = ["speech.wav", "speech.flac", "speech.mp3", "speech.ogg", "speech.opus", "speech.m4a", "video.mp4",
           "video.mkv", "video.webm"]
-
-
-def mutations(data: bytes, rng: np.random.Generator) -> list[tuple[str, bytes]]:
-    """Byte flips, cuts at random points and overwritten headers of one file: 26 damaged copies."""
-    out = []
-    for _ in range(12):
-        flipped = bytearray(data)
-        for index in rng.integers(0, len(data), rng.integers(1, 20)):
-            flipped[index] = int(rng.integers(0, 256))
-        out.append(("flipped bytes", bytes(flipped)))
-    out += [("cut", data[: int(rng.integers(1, len(data)))]) for _ in range(8)]
-    for _ in range(6):
-        overwritten = bytearray(data)
-        size = int(rng.integers(8, 512))
-        overwritten[:size] = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
-        out.append(("overwritten header", bytes(overwritten)))
-    return out
 
 
 def test_damaged_files_never_crash_or_hang(media: dict[str, Path]) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import speech2face as s2f
+from conftest import ffmpeg, mutations
 from speech2face.cli import main
 from speech2face.data import PrepareSettings, manifests, prepare, read_shard, split_of
 from speech2face.data.segment import windows
@@ -161,6 +162,50 @@ def test_every_bad_item_is_recorded_with_a_reason_and_the_good_ones_kept(damaged
     assert summary["segments"] == len(segments) == 15
     assert summary["segments_ok"] + sum(1 for k in failed if not k.startswith("long_")) == 15
     assert set(samples).isdisjoint(failed)
+
+
+def test_a_fuzzed_corpus_is_recorded_failure_by_failure_and_loses_nothing_else(world: Path, tmp_path: Path) -> None:
+    """A talking-face clip as mp4, mkv and webm, each damaged 9 ways (byte flips, cuts, overwritten headers;
+    the audio fuzz test's mutations), beside two intact clips (one too short for its row): every damaged one
+    is a recorded failure or valid samples, the run finishes, and the intact clips give what a run without
+    the damage gives."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    source = world / "videos" / "syn00001_00.mp4"
+    ffmpeg("-i", str(source), "-c", "copy", str(tmp_path / "clip.mkv"))
+    ffmpeg("-i", str(source), "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-c:a", "libopus",
+           str(tmp_path / "clip.webm"))
+    rng = np.random.default_rng(7)
+    rows, damaged = [], []
+    for container, path in (("mp4", source), ("mkv", tmp_path / "clip.mkv"), ("webm", tmp_path / "clip.webm")):
+        for index, (_, data) in enumerate(mutations(path.read_bytes(), rng)[::3]):
+            name = f"fuzz_{container}_{index}"
+            (videos / f"{name}.{container}").write_bytes(data)
+            rows.append(f"{name},0.5,3.5,0.5,0.47")
+            damaged.append(f"{name}_00000500")
+    for name in ("syn00000_00", "syn00002_00"):
+        shutil.copy(world / "videos" / f"{name}.mp4", videos / f"{name}.mp4")
+    intact = ["syn00000_00,0.5,3.5,0.5,0.47", "syn00002_00,0.5,3.5,0.5,0.47"]
+    (tmp_path / "fuzz.csv").write_text("\n".join(rows + intact) + "\n")
+    (tmp_path / "clean.csv").write_text("\n".join(intact) + "\n")
+    summary = prepare(manifests.read_avspeech(tmp_path / "fuzz.csv", videos), tmp_path / "out", SETTINGS,
+                      progress=False)
+    prepare(manifests.read_avspeech(tmp_path / "clean.csv", videos), tmp_path / "clean", SETTINGS, progress=False)
+    samples, failed, clean = samples_of(tmp_path / "out"), failures_of(tmp_path / "out"), samples_of(tmp_path / "clean")
+    print(f"fuzzed prepare: {len(damaged)} damaged inputs, failures {Counter(failed.values())}, "
+          f"{sum(k in samples for k in damaged)} still gave a sample")
+    assert summary["segments"] == len(rows) + 2 and len(failed) >= len(damaged) // 2
+    assert all((key in failed) != (key in samples) for key in damaged)
+    assert all(reason in ("bad-video", "bad-audio", "truncated", "no-audio", "no-face", "no-speech", "past-end")
+               for reason in failed.values()), failed
+    for key in damaged:
+        if key in samples:
+            assert np.isfinite(samples[key]["feature"]).all()
+    assert set(clean) == {"syn00000_00_00000500"} and set(clean) <= set(samples)
+    assert failures_of(tmp_path / "clean") == {"syn00002_00_00000500": "past-end"} == {
+        key: reason for key, reason in failed.items() if key.startswith("syn")}
+    for key, sample in clean.items():
+        assert samples[key]["audio"] == sample["audio"] and np.array_equal(samples[key]["feature"], sample["feature"])
 
 
 def test_speech_decides_what_becomes_a_sample(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import shutil
 import socket
@@ -76,7 +77,9 @@ def test_binds_loopback_only(server: dict[str, object]) -> None:
     assert listening == ["0100007F"]  # 127.0.0.1, little-endian hex; no 0.0.0.0, no IPv6 any
 
 
-def test_a_browser_uploads_a_voice_and_sees_a_face(server: dict[str, object], spoken: dict[str, Path]) -> None:
+@contextlib.contextmanager
+def browser_page(url: str) -> Iterator[object]:
+    """A page of headless Chromium (Playwright) on `url`, the draw button ready."""
     playwright = pytest.importorskip("playwright.sync_api")
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
@@ -84,19 +87,42 @@ def test_a_browser_uploads_a_voice_and_sees_a_face(server: dict[str, object], sp
     with playwright.sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
         page = browser.new_page()
-        page.goto(str(server["url"]))
+        page.goto(url)
         page.wait_for_selector("#draw")
+        yield page
+        browser.close()
+
+
+FACES_SHOWN = ("(n) => document.querySelectorAll('#face img').length === n && [...document.querySelectorAll("
+               "'#face img')].every(i => i.complete && i.naturalWidth > 0)")
+
+
+def test_a_browser_uploads_a_voice_and_sees_a_face(server: dict[str, object], spoken: dict[str, Path]) -> None:
+    with browser_page(str(server["url"])) as page:
         assert "SYNTHETIC MODEL" in page.inner_text("body")
         page.locator("#voice input[type=file]").set_input_files(str(spoken["short"]))
         page.wait_for_selector("#voice audio, #voice .waveform-container, #voice button", timeout=20_000)
         page.click("#draw")
-        page.wait_for_function("() => { const i = document.querySelector('#face img');"
-                               " return i && i.complete && i.naturalWidth > 0; }", timeout=60_000)
+        page.wait_for_function(FACES_SHOWN, arg=1, timeout=60_000)
         width = page.evaluate("document.querySelector('#face img').naturalWidth")
         details = page.inner_text("#details")
-        browser.close()
     assert width == 64 and "voiced_seconds" in details
     assert uploaded_audio(server["temp"]) == []  # the upload is gone once answered
+
+
+def test_the_examples_answer_and_refuse_without_an_upload(server: dict[str, object]) -> None:
+    """Real recorded voices (a conversation: two faces) and music (refused, one line), one click each."""
+    with browser_page(str(server["url"])) as page:
+        assert "SYNTHETIC MODEL" in page.inner_text("body") and "a real recorded voice" in page.inner_text("body")
+        page.click("#example-conversation")
+        page.wait_for_function(FACES_SHOWN, arg=2, timeout=60_000)
+        assert "speaker2" in page.inner_text("#details")
+        page.click("#example-music")
+        page.wait_for_function("() => document.querySelector('#face').innerText.includes('No face from this "
+                               "recording') && document.querySelector('#face').innerText.includes('no speech found')",
+                               timeout=60_000)
+        assert "Traceback" not in page.inner_text("body") and "SYNTHETIC MODEL" in page.inner_text("body")
+    assert uploaded_audio(server["temp"]) == []
 
 
 def test_fifty_concurrent_requests_all_succeed_in_bounded_memory(server: dict[str, object],
@@ -152,17 +178,21 @@ def test_two_speakers_get_two_faces(server: dict[str, object], tmp_path: Path,
 
 def test_bad_uploads_get_one_line_and_the_limits_hold(server: dict[str, object], tmp_path: Path) -> None:
     client = gradio_client.Client(str(server["url"]), verbose=False)
+
+    def refusal(path: Path) -> str:
+        page, details = client.predict(gradio_client.handle_file(str(path)), api_name="/predict")
+        assert "No face from this recording" in page and "<img" not in page
+        return details["refused"]
+
     text = tmp_path / "notes.wav"
     text.write_text("not audio at all")
-    with pytest.raises(Exception, match="not a readable audio") as refused:
-        client.predict(gradio_client.handle_file(str(text)), api_name="/predict")
-    assert "Traceback" not in str(refused.value) and str(text) not in str(refused.value)
+    reason = refusal(text)
+    assert "not a readable audio" in reason and "Traceback" not in reason and str(text) not in reason
+    assert reason.startswith("the recording: ") and "bytes>" not in reason
     silence = write_wav(tmp_path / "silence.wav", np.zeros(32_000, np.int16), 16_000)
-    with pytest.raises(Exception, match="no speech found"):
-        client.predict(gradio_client.handle_file(str(silence)), api_name="/predict")
+    assert "no speech found" in refusal(silence)
     long = write_wav(tmp_path / "long.wav", np.zeros(8_000 * 45, np.int16), 8_000)  # 45 s > 40 s, < 1 MB
-    with pytest.raises(Exception, match="longer than 40 s"):
-        client.predict(gradio_client.handle_file(str(long)), api_name="/predict")
+    assert "longer than 40 s" in refusal(long)
     big = tmp_path / "big.wav"
     big.write_bytes(b"\0" * (2 << 20))  # 2 MB > the 1 MB cap
     request = urllib.request.Request(f"{server['url']}gradio_api/upload", method="POST",

@@ -45,7 +45,7 @@ class DemoSize:
 DEMO_FACE_NOISE = 0.25
 QUICK = DemoSize(identities=200, clips=1, decoder_steps=300, voice_steps=900)
 FULL = DemoSize(identities=400, clips=1, decoder_steps=1000, voice_steps=3000)
-VOICE_BACKBONE = "paper"  # the shipped demo's (s2f demo --voice-backbone)
+VOICE_BACKBONE = "speaker"  # the shipped demo's (s2f demo --voice-backbone): benchmarks/voice_backbones.py
 
 
 def voice_settings(size: DemoSize, seed: int, voice_backbone: str = VOICE_BACKBONE,

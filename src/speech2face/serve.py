@@ -2,8 +2,9 @@
 
 Safety: binds 127.0.0.1 unless told otherwise; uploads over `max_upload_mb` are refused by the server
 before they reach the model, recordings over `max_seconds` and anything that is not audio get one line
-on the page (no traceback); the uploaded file is deleted as soon as the request is answered; the app
-reads no path a visitor names (only Gradio's own upload folder, which we empty). The model is loaded
+on the page where the face would be, and `{"refused": reason}` as the details (no traceback); the uploaded
+file is deleted as soon as the request is answered; the app reads no path a visitor names (only Gradio's
+own upload folder, which we empty; the examples are bytes in memory, chosen by button). The model is loaded
 once and shared; `concurrency` requests run at a time, the rest queue.
 """
 
@@ -13,10 +14,12 @@ import base64
 import html
 import io
 import os
+import re
 import shutil
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -30,11 +33,13 @@ MAX_SECONDS = 60.0
 CONCURRENCY = 2  # requests computed at once; the rest queue
 REMEMBERED_ANSWERS = 64
 Answer = tuple[str, dict[str, Any]]  # HTML with the face (and nearest faces) inline, details
+INTERNAL_NAME = re.compile(r"^<[^>]*>: ")  # how an error names bytes or an array (audio.describe_source)
 
 
 def build_app(model: Any, gallery: Any = None, max_seconds: float = MAX_SECONDS, concurrency: int = CONCURRENCY,
-              upload_dir: Path | None = None) -> Any:
-    """The Gradio Blocks of the page; `model` a Speech2Face, `gallery` an optional Gallery."""
+              upload_dir: Path | None = None, examples: Sequence[tuple[str, str, bytes]] = ()) -> Any:
+    """The Gradio Blocks of the page; `model` a Speech2Face, `gallery` an optional Gallery, `examples` (name,
+    what it is, wav bytes) one button each: a visitor sees an answer, or a refusal, without uploading."""
     import gradio as gr
 
     from . import audio
@@ -47,7 +52,7 @@ def build_app(model: Any, gallery: Any = None, max_seconds: float = MAX_SECONDS,
 
     def draw(path: str | None) -> Answer:
         if not path:
-            raise gr.Error("Upload or record a voice first.")
+            return refused("Upload or record a voice first.")
         upload = Path(path)
         key = f"{upload.parent.name}/{upload.name}"
         with lock:
@@ -60,7 +65,7 @@ def build_app(model: Any, gallery: Any = None, max_seconds: float = MAX_SECONDS,
                 try:
                     data = upload.read_bytes()
                 except OSError:
-                    raise gr.Error("That upload is gone (already answered); send it again.") from None
+                    return refused("That upload is gone (already answered); send it again.")
                 finally:
                     _forget(upload, upload_dir)  # the only copy is now in memory, for this request
                 answer = answers[key] = Future()
@@ -77,10 +82,10 @@ def build_app(model: Any, gallery: Any = None, max_seconds: float = MAX_SECONDS,
         try:
             wave = audio.load_audio(data, duration=max_seconds + 1)
             if len(wave) > max_seconds * audio.SAMPLE_RATE:
-                raise gr.Error(f"That recording is longer than {max_seconds:g} s; send a shorter one.")
+                return refused(f"That recording is longer than {max_seconds:g} s; send a shorter one.")
             prediction = model.predict(wave)
-        except Speech2FaceError as error:
-            raise gr.Error(str(error).replace(f"<{len(data)} bytes>", "the upload")) from error
+        except Speech2FaceError as error:  # name the recording, not our in-memory copy of it
+            return refused(INTERNAL_NAME.sub("the recording: ", str(error), count=1))
         several = len(prediction.speakers) > 1
         page = "".join(_speaker_html(one, gallery, several) for one in prediction.speakers)
         details = {"model": prediction.model, "windows": prediction.windows,
@@ -107,7 +112,21 @@ def build_app(model: Any, gallery: Any = None, max_seconds: float = MAX_SECONDS,
                 face = gr.HTML(elem_id="face")
                 details = gr.JSON(label="details", elem_id="details")
         button.click(draw, inputs=voice, outputs=[face, details], concurrency_limit=concurrency, api_name="predict")
+        if examples:
+            gr.Markdown("**Or try an example** (no upload needed):\n"
+                        + "\n".join(f"- **{name}**: {what}" for name, what, _ in examples))
+            with gr.Row():
+                for name, _, data in examples:
+                    gr.Button(name, elem_id=f"example-{name}", size="sm").click(
+                        lambda data=data: compute(data), outputs=[face, details], concurrency_limit=concurrency,
+                        api_name=f"example_{name}")
     return app
+
+
+def refused(message: str) -> Answer:
+    """No face: the reason where the face would be (a toast folds its message away), and in the details."""
+    return (f'<p class="refused" style="color:#a00"><b>No face from this recording.</b> {html.escape(message)}</p>',
+            {"refused": message})
 
 
 def _speaker_html(prediction: Any, gallery: Any, several: bool) -> str:
@@ -141,6 +160,19 @@ def _forget(path: Path, upload_dir: Path | None) -> None:
         resolved.unlink(missing_ok=True)
 
 
+def example_recordings() -> list[tuple[str, str, bytes]]:
+    """`examples.write_examples` in memory: (name, what, wav bytes); none (said once) without the recordings."""
+    from .errors import DataError
+    from .examples import write_examples
+
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            return [(e.name, e.what, e.path.read_bytes()) for e in write_examples(Path(folder))]
+        except DataError as error:
+            print(f"no examples on the page: {error}", flush=True)
+            return []
+
+
 def serve(model_name: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, gallery_data: str | None = None,
           max_upload_mb: float = MAX_UPLOAD_MB, max_seconds: float = MAX_SECONDS, concurrency: int = CONCURRENCY,
           device: str | None = None) -> None:
@@ -153,7 +185,7 @@ def serve(model_name: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, g
 
     model = Speech2Face.from_pretrained(model_name, device=device)
     gallery = Gallery.load(gallery_data) if gallery_data else None
-    app = build_app(model, gallery, max_seconds, concurrency, upload_dir)
+    app = build_app(model, gallery, max_seconds, concurrency, upload_dir, example_recordings())
     print(f"model: {model.card.label}\nserving on http://{host}:{port} (Ctrl-C to stop)", flush=True)
     try:
         app.queue(default_concurrency_limit=concurrency, max_size=256).launch(

@@ -25,7 +25,8 @@ from .common import EXIT_USER_ERROR
 Handler = Callable[[argparse.Namespace], int]
 VERBS = (inference.register_info, data.register_synth, data.register_prepare, data.register_download,
          training.register_train_decoder, training.register_train, evaluation.register_evaluate,
-         inference.register_predict, inference.register_models, inference.register_serve, inference.register_export,
+         inference.register_predict, inference.register_examples, inference.register_models, inference.register_serve,
+         inference.register_export,
          evaluation.register_demo)
 
 

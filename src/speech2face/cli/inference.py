@@ -75,6 +75,60 @@ def register_predict(verbs: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=predict)
 
 
+def examples(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..examples import judge_verdicts, write_examples, write_page
+    from ..pipeline import Speech2Face, predict_files
+
+    model = Speech2Face.from_pretrained(args.model, device=args.device, progress=not args.quiet)
+    print(f"model: {model.card.label}")
+    out = Path(args.output)
+    found = write_examples(out / "recordings", args.seed)
+    result = predict_files(model, [example.path for example in found], out)
+    answers: dict[str, list[dict[str, object]] | str] = {Path(source).stem: error for source, error in result.failed}
+    judge, verdicts = judge_verdicts([image for item in result.written for image in item["images"]])
+    for item in result.written:
+        speakers, images = item["prediction"].speakers, item["images"]
+        mine, verdicts = verdicts[:len(images)], verdicts[len(images):]
+        answers[Path(item["input"]).stem] = [
+            {"image": image.name, "label": one.label, "voiced_seconds": one.voiced_seconds, "verdict": verdict}
+            for image, one, verdict in zip(images, speakers, mine, strict=True)]
+    unexpected = 0
+    for example in found:
+        answer = answers[example.name]
+        print(f"{example.name}: {example.what}")
+        if isinstance(answer, str):
+            print(f"  refused{' (as it should be)' if example.refused else ''}: {answer}")
+        else:
+            for face in answer:
+                print(f"  {face['label']} -> {out / str(face['image'])}: {face['verdict']}")
+        unexpected += isinstance(answer, str) != example.refused
+    page = write_page(out, model.card.label, model.card.synthetic, found, answers, judge)
+    print(f"judge: {judge}\nthe faces, the recordings and the judge's verdicts on one page: {page}\n"
+          f"  open it in a browser: file://{page.resolve()}\n"
+          f"the web page (upload or record your own voice; these examples are on it too): s2f serve --model "
+          f"{args.model}, then open http://127.0.0.1:{web.DEFAULT_PORT}")
+    return 1 if unexpected else 0
+
+
+def register_examples(verbs: argparse._SubParsersAction) -> None:
+    parser = verbs.add_parser(
+        "examples", help="faces from real recorded voices, with the shipped demo model: a page to open",
+        description="Write example recordings (two real voices that no synthetic world ever used, from Debian's "
+                    "asterisk-core-sounds-it-wav and asterisk-prompt-it-menardi-wav; a conversation of the two; "
+                    "silence; music) into OUT/recordings, draw the faces with the model (one per speaker), ask the "
+                    "real age and sex judge about each face, and write OUT/index.html. Silence and music must be "
+                    "refused; the exit code is 1 if any example was answered otherwise. `make demo` runs this.",
+        epilog="example: s2f examples -o demo-faces")
+    parser.add_argument("--model", default="demo", help="a model folder, a run, or a registered name (default demo)")
+    parser.add_argument("-o", "--output", default="demo-faces", help="output folder (default demo-faces)")
+    parser.add_argument("--seed", type=int, default=0, help="which recordings (default 0)")
+    parser.add_argument("--device", help="cpu, cuda ... (default: CUDA if present)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(handler=examples)
+
+
 def serve(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"s2f serve: warning: listening on {args.host}: anyone who can reach it can use the model",
