@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -60,27 +63,104 @@ def test_submodules_load_on_first_use() -> None:
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
 
 
-BAD_OUTPUTS = {"a file where a folder should be": "blocker/sub", "a folder that cannot be made": "/proc/s2f-x/y"}
+@pytest.fixture(scope="module")
+def full_disk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A 256 KB tmpfs, filled: every write ends in ENOSPC. Needs mount (root with CAP_SYS_ADMIN)."""
+    import shutil
+    import subprocess
+
+    folder = tmp_path_factory.mktemp("full")
+    if shutil.which("mount") is None or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs",
+                                                         str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        with (folder / "filler").open("wb") as handle, contextlib.suppress(OSError):
+            handle.write(b"\0" * (1 << 20))
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+BAD_OUTPUTS = {"a file where a folder should be": "blocker/sub", "a folder that cannot be made": "/proc/s2f-x/y",
+               "a read-only file system": "/sys/s2f-x", "a full disk": "FULL/sub"}
+
+
+def verbs_writing_to(out: str, tiny_model: Path, prepared: Path, decoder_run: Path, spoken: dict[str, Path],
+                     ) -> dict[str, list[str]]:
+    """Each verb that writes, its output at `out`."""
+    return {
+        "synth": ["synth", "--out", out, "--identities", "1", "--clips", "1", "--voices", "espeak", "-q"],
+        "prepare": ["prepare", "--avspeech", str(prepared.parent / "world" / "avspeech.csv"), "--videos",
+                    str(prepared.parent / "world" / "videos"), "--out", out, "-q"],
+        "train-decoder": ["train-decoder", "--data", str(prepared), "--out", out, "--steps", "1", "-q"],
+        "train": ["train", "--data", str(prepared), "--decoder", str(decoder_run), "--out", out, "--steps", "1",
+                  "-q"],
+        "evaluate": ["evaluate", "--model", str(tiny_model.parent / "voice"), "--data", str(prepared), "--out", out,
+                     "--no-judge", "--scorer", "none"],
+        "predict": ["predict", str(spoken["short"]), "--model", str(tiny_model), "-o", out, "-q"],
+        "examples": ["examples", "--model", str(tiny_model), "-o", out, "-q"],
+        "export": ["export", "--model", str(tiny_model), "--format", "tar", "--out", f"{out}/m.tar.gz"],
+        "demo": ["demo", "--quick", "--out", out, "-q"],
+    }
 
 
 @pytest.mark.parametrize("where", list(BAD_OUTPUTS))
-def test_an_output_the_system_refuses_is_one_line(where: str, tmp_path, tiny_model, prepared, spoken,
+def test_an_output_the_system_refuses_is_one_line(where: str, tmp_path: Path, tiny_model: Path, prepared: Path,
+                                                  decoder_run: Path, spoken: dict[str, Path],
+                                                  request: pytest.FixtureRequest,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    """The operating system's refusal (NotADirectoryError, FileNotFoundError, PermissionError...) names the
-    path and the cause in one line, exit 2, for every verb that writes; nothing is left half-written."""
+    """The operating system's refusal (NotADirectoryError, FileNotFoundError, PermissionError, ENOSPC...) names
+    the path and the cause in one line, exit 2, for every verb that writes; no file is left half-written."""
     from speech2face.cli import main
 
     (tmp_path / "blocker").write_text("a file")
-    bad = BAD_OUTPUTS[where] if BAD_OUTPUTS[where].startswith("/") else str(tmp_path / BAD_OUTPUTS[where])
-    commands = {
-        "synth": ["synth", "--out", bad, "--identities", "1", "--clips", "1", "--voices", "espeak", "-q"],
-        "predict": ["predict", str(spoken["short"]), "--model", str(tiny_model), "-o", bad, "-q"],
-        "export": ["export", "--model", str(tiny_model), "--format", "tar", "--out", f"{bad}/m.tar.gz"],
-        "train-decoder": ["train-decoder", "--data", str(prepared), "--out", bad, "--steps", "1", "-q"],
-    }
-    for verb, argv in commands.items():
+    bad = BAD_OUTPUTS[where]
+    if bad.startswith("FULL"):
+        bad = bad.replace("FULL", str(request.getfixturevalue("full_disk")))
+    elif not bad.startswith("/"):
+        bad = str(tmp_path / bad)
+    shown = {"a file where a folder should be": "blocker", "a folder that cannot be made": "/proc/s2f-x",
+             "a read-only file system": "/sys/s2f-x", "a full disk": str(Path(bad).parent)}[where]
+    for verb, argv in verbs_writing_to(bad, tiny_model, prepared, decoder_run, spoken).items():
         assert main(argv) == 2, verb
         error = capsys.readouterr().err.strip()
         assert error.startswith(f"s2f {verb}: error: ") and "\n" not in error, (verb, error)
-        assert "/proc/s2f-x" in error or "blocker" in error, (verb, error)
+        assert shown in error, (verb, error)
+        assert "No space left on device" in error or where != "a full disk", (verb, error)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]
+    if where == "a full disk":  # folders may have been made; no file but the filler was written
+        assert [p.name for p in Path(bad).parent.rglob("*") if p.is_file()] == ["filler"]
+
+
+def test_an_input_that_cannot_be_read_is_one_line(tmp_path: Path, tiny_model: Path, prepared: Path,
+                                                  decoder_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Missing inputs, and a folder where a file should be (or a file where a folder should be), per verb: one
+    line naming the path, exit 2 (predict, a batch job: the input recorded, exit 1). Tests run as root, so a
+    permission error cannot be made here; it takes the same path (an OSError) as these."""
+    from speech2face.cli import main
+
+    folder, file = tmp_path / "a-folder", tmp_path / "a-file"
+    folder.mkdir()
+    file.write_text("not what is wanted")
+    out = str(tmp_path / "out")
+    cases = {
+        "synth": (["synth", "--out", out, "--identities", "1", "--voices", "espeak", "--portrait",
+                   f"{folder}:female:30", "-q"], folder),
+        "prepare": (["prepare", "--avspeech", str(folder), "--videos", str(folder), "--out", out, "-q"], folder),
+        "train-decoder": (["train-decoder", "--data", str(file), "--out", out, "--steps", "1", "-q"], file),
+        "train": (["train", "--data", str(prepared), "--decoder", str(file), "--out", out, "--steps", "1", "-q"],
+                  file),
+        "evaluate": (["evaluate", "--model", str(tiny_model.parent / "voice"), "--data", str(prepared), "--out", out,
+                      "--labels", str(folder)], folder),
+        "predict": (["predict", str(folder), str(tmp_path / "missing.wav"), "--model", str(tiny_model), "-o", out,
+                     "-q"], folder),
+        "examples": (["examples", "--model", str(tmp_path / "missing"), "-o", out, "-q"], tmp_path / "missing"),
+        "export": (["export", "--model", str(file), "--format", "tar", "--out", f"{out}/m.tar.gz"], file),
+        "serve": (["serve", "--model", str(folder)], folder),
+    }
+    for verb, (argv, named) in cases.items():
+        assert main(argv) == (1 if verb == "predict" else 2), verb
+        error = capsys.readouterr().err.strip()
+        lines = error.splitlines()
+        assert all(line.startswith(f"s2f {verb}: error: ") for line in lines) and str(named) in error, (verb, error)
+        assert len(lines) == (2 if verb == "predict" else 1), (verb, error)

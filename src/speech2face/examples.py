@@ -12,6 +12,7 @@ beat). Deterministic for a seed.
 from __future__ import annotations
 
 import html
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,8 +81,10 @@ def write_examples(folder: Path, seed: int = 0) -> list[Example]:
     found = []
     for name, wave, what in waves:
         path = folder / f"{name}.wav"
-        atomic_write(path, lambda temp, wave=wave: soundfile.write(temp, wave, SAMPLE_RATE, subtype="PCM_16",
-                                                                   format="WAV"))
+        encoded = io.BytesIO()  # encoded in memory: a full disk is then the OSError of a plain write
+        soundfile.write(encoded, wave, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+        data = encoded.getvalue()
+        atomic_write(path, lambda temp, data=data: temp.write_bytes(data))
         found.append(Example(name, path, what, refused=name in ("silence", "music")))
     return found
 

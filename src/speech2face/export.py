@@ -20,6 +20,7 @@ from torch import nn
 
 from . import audio
 from .errors import ModelError
+from .files import atomic_write
 
 OPSET = 18
 
@@ -63,15 +64,18 @@ def export_onnx(model_name: str | os.PathLike, out: str | os.PathLike, batch: in
     model = Speech2Face.from_pretrained(model_name, device="cpu")
     graph = WaveToFace(model.voice, model.decoder).eval()
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     example = torch.zeros(batch, audio.CLIP_SAMPLES)
-    try:
+
+    def write(temp: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the tracer's notes on Python-level shape checks (fixed at 6 s)
-            torch.onnx.export(graph, (example,), str(out), input_names=["wave"],
+            torch.onnx.export(graph, (example,), str(temp), input_names=["wave"],
                               output_names=["image", "landmarks", "feature"], opset_version=OPSET,
                               dynamic_axes={axis: {0: "batch"} for axis in ("wave", "image", "landmarks", "feature")},
                               dynamo=False)
+
+    try:
+        atomic_write(out, write)
     except (RuntimeError, torch.onnx.errors.OnnxExporterError) as error:  # type: ignore[attr-defined]
         raise ModelError(f"ONNX export failed: {str(error).splitlines()[0][:300]}") from error  # not its IR dump
     return out

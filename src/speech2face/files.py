@@ -16,16 +16,32 @@ PREPARE_HEADER = "prepare.json"  # what `s2f prepare` wrote: settings (face enco
 
 
 def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
-    """Call `write(temp_path)`, then rename the result onto `path`: a crash never leaves half a file."""
+    """Call `write(temp_path)`, then rename the result onto `path`: a crash never leaves half a file. An
+    operating-system error names `path` (a full disk's has no file name of its own). A device or pipe (a
+    `path` that exists and is not a regular file, as /dev/stdout) is written in place, never replaced."""
+    path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        _naming(path, write, path)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
     try:
-        write(Path(temp_name))
+        _naming(path, write, Path(temp_name))
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+
+
+def _naming(path: Path, write: Callable[[Path], Any], target: Path) -> None:
+    """`write(target)`, its OSError about no file or about `target` re-raised as about `path`."""
+    try:
+        write(target)
+    except OSError as error:
+        if error.filename is not None and str(error.filename) != str(target):
+            raise
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
 
 
 def sha256_of(path: Path) -> str:

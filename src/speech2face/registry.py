@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ModelError
-from .files import sha256_of
+from .files import atomic_write, sha256_of
 from .model_folder import CARD_FILE, SHIPPED_DEMO
 
 
@@ -189,8 +189,14 @@ def pack(model_dir: str | os.PathLike, archive: str | os.PathLike) -> str:
     model_dir, archive = Path(model_dir), Path(archive)
     if not (model_dir / CARD_FILE).is_file():
         raise ModelError(f"{model_dir}: not a model folder (no {CARD_FILE})")
-    with tarfile.open(archive, "w:gz") as tar:
-        for path in sorted(model_dir.rglob("*")):
-            if path.is_file():
-                tar.add(path, arcname=str(path.relative_to(model_dir)))
+    if archive.exists() and not archive.is_file():  # its sha256 is read back from it
+        raise ModelError(f"{archive}: not a regular file; name a .tar.gz file to write")
+
+    def write(temp: Path) -> None:
+        with tarfile.open(temp, "w:gz") as tar:
+            for path in sorted(model_dir.rglob("*")):
+                if path.is_file():
+                    tar.add(path, arcname=str(path.relative_to(model_dir)))
+
+    atomic_write(archive, write)
     return sha256_of(archive)
