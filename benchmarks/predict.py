@@ -136,6 +136,13 @@ def main() -> None:
               f"({1000 * forward:.1f} ms); voice encoder at {flops / timings['voice encoder'] / peak:.0%} of the "
               f"matmul peak ({flops / 1e9:.1f} GFLOP per clip)")
         del decoded
+        one_voice = seconds_per_call(lambda: model.predict(voice_file, speakers=1), args.repeats, 0.5)
+        print(f"telling speakers apart (speaker vectors of 1.5 s windows, clustering) adds "
+              f"{1000 * (whole - one_voice):.1f} ms to predict() on 6 s ({1000 * one_voice:.1f} ms with speakers=1)")
+        conversation = np.tile(wave, 5)  # 30 s
+        long_whole = seconds_per_call(lambda: model.predict(conversation), args.repeats, 0.5)
+        long_one = seconds_per_call(lambda: model.predict(conversation, speakers=1), args.repeats, 0.5)
+        print(f"on 30 s: predict() {1000 * long_whole:.0f} ms, speakers=1 {1000 * long_one:.0f} ms")
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "speech2face", "predict", str(voice_file), "--model", str(model_dir),
                         "-o", str(root / "faces"), "-q", "--device", "cpu"], check=True, stdout=subprocess.DEVNULL)

@@ -21,7 +21,7 @@ from speech2face.cli import main
 from speech2face.demo import DemoSize, run_demo, ship
 from speech2face.files import sha256_of
 from speech2face.model_folder import DECODER_DIR, SHIPPED_DEMO, VOICE_DIR, WEIGHTS_FILE, ModelCard
-from speech2face.models import FaceDecoder, VoiceEncoder
+from speech2face.models import FaceDecoder, SpeakerVoiceEncoder, load_voice_encoder
 
 
 def test_the_shipped_demo_model_loads_at_once_and_matches_its_card(tmp_path: Path,
@@ -38,7 +38,7 @@ def test_the_shipped_demo_model_loads_at_once_and_matches_its_card(tmp_path: Pat
 
     with safe_open(str(SHIPPED_DEMO / VOICE_DIR / WEIGHTS_FILE), framework="pt") as handle:
         assert {str(handle.get_tensor(k).dtype) for k in handle.keys()} >= {"torch.float16"}  # noqa: SIM118 (not a dict)
-    VoiceEncoder.from_pretrained(SHIPPED_DEMO / VOICE_DIR)  # strict: every weight fits its config
+    assert isinstance(load_voice_encoder(SHIPPED_DEMO / VOICE_DIR), SpeakerVoiceEncoder)  # strict: weights fit
     FaceDecoder.from_pretrained(SHIPPED_DEMO / DECODER_DIR)
     monkeypatch.setenv("S2F_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setattr("speech2face.demo.build_model", lambda *a, **k: pytest.fail("the demo model was rebuilt"))
