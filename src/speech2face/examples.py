@@ -62,13 +62,17 @@ def write_examples(folder: Path, seed: int = 0) -> list[Example]:
     when the recorded voices are not installed."""
     import soundfile
 
+    from .errors import DataError
     from .synth.recorded import HELD_OUT, held_out_recordings
 
     folder.mkdir(parents=True, exist_ok=True)
     waves: list[tuple[str, np.ndarray, str]] = []
     voices = []
     for speaker in HELD_OUT:
-        wave = held_out_recordings(speaker, VOICE_SECONDS, 1, seed)[0]
+        recordings = held_out_recordings(speaker, VOICE_SECONDS, 1, seed)
+        if not recordings:
+            raise DataError(f"{speaker.package}: too few recordings of {speaker.name} for an example")
+        wave = recordings[0]
         voices.append(wave)
         waves.append((speaker.name, wave, f"a real recorded voice: {speaker.name.capitalize()}, a {speaker.sex} "
                                           f"speaker (Debian package {speaker.package})"))
