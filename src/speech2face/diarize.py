@@ -40,8 +40,13 @@ class Speaker:
     voiced_seconds: float
 
     def to_json(self) -> dict[str, object]:
-        return {"label": self.label, "turns": [[round(a, 2), round(b, 2)] for a, b in self.turns],
+        return {"label": self.label, "turns": turns_json(self.turns),
                 "voiced_seconds": round(self.voiced_seconds, 2)}
+
+
+def turns_json(turns: tuple[tuple[float, float], ...]) -> list[list[float]]:
+    """Turns as JSON: [[start, end], ...] in seconds, to the hundredth."""
+    return [[round(a, 2), round(b, 2)] for a, b in turns]
 
 
 def windows_in(regions: tuple[tuple[float, float], ...]) -> list[tuple[float, float]]:

@@ -21,6 +21,7 @@ from torch import nn
 from . import audio
 from .errors import ModelError
 from .files import atomic_write
+from .models.voice_encoder import takes_waves
 
 OPSET = 18
 
@@ -51,8 +52,7 @@ class WaveToFace(nn.Module):
         self.front, self.voice, self.decoder = SpectrogramConv(), voice, decoder
 
     def forward(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        takes_wave = getattr(self.voice, "input_kind", "spectrogram") == "wave"  # a model with its own front end
-        feature = self.voice(wave if takes_wave else self.front(wave))
+        feature = self.voice(wave if takes_waves(self.voice) else self.front(wave))  # its own front end, or ours
         decoded = self.decoder(feature)
         return decoded.image, decoded.landmarks, feature
 

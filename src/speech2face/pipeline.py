@@ -44,6 +44,7 @@ import torch
 from . import audio
 from .activity import Activity, SpeechDetector
 from .devices import pick_device
+from .diarize import turns_json
 from .errors import AudioError, ModelError
 from .images import to_uint8
 from .model_folder import DECODER_DIR, VOICE_DIR, ModelCard, locate
@@ -81,8 +82,7 @@ class Prediction:
 
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "label": self.label, "windows": self.windows,
-                "voiced_seconds": round(self.voiced_seconds, 3), "turns": [[round(a, 2), round(b, 2)]
-                                                                           for a, b in self.turns],
+                "voiced_seconds": round(self.voiced_seconds, 3), "turns": turns_json(self.turns),
                 "feature": self.feature.round(6).tolist(), "landmarks": self.landmarks.round(3).tolist()}
 
 
@@ -135,14 +135,12 @@ class Speech2Face:
         if speakers is not None and speakers < 1:
             raise ValueError(f"speakers must be 1 or more, got {speakers}")
         wave, activity = self._speech(source)
-        whole = Voice(self._windows(wave, activity), activity.speech_seconds, turns=activity.regions)
-        if speakers == 1:
-            return [whole]
-        if not windows_in(activity.regions):  # speech in pieces too short to tell voices apart
-            return [whole]
-        found = diarize(wave, speakers, detector=self.detector, device=self.device, activity=activity)
-        if len(found) == 1:
-            return [dataclasses.replace(whole, turns=found[0].turns)]
+        # speech in pieces too short to tell voices apart is one voice, as is a recording read as one
+        found = (diarize(wave, speakers, detector=self.detector, device=self.device, activity=activity)
+                 if speakers != 1 and windows_in(activity.regions) else [])
+        if len(found) <= 1:
+            turns = found[0].turns if found else activity.regions
+            return [Voice(self._windows(wave, activity), activity.speech_seconds, turns=turns)]
         voices = []
         for speaker in found:
             own = np.concatenate([wave[round(a * audio.SAMPLE_RATE):round(b * audio.SAMPLE_RATE)]
@@ -288,6 +286,7 @@ def _write_speaker(out: Path, name: str, prediction: Prediction, gallery: Any, n
     if gallery is not None:
         entry["nearest"] = _write_nearest(gallery, prediction.feature, nearest, out / f"{name}.nearest.png")
     return entry
+
 
 def _write_nearest(gallery: Any, feature: np.ndarray, count: int, path: Path) -> list[dict[str, Any]]:
     """The `count` gallery faces nearest to `feature` as one strip image at `path`; their speakers."""

@@ -43,6 +43,7 @@ def build_app(model: Any, gallery: Any = None, max_seconds: float = MAX_SECONDS,
     import gradio as gr
 
     from . import audio
+    from .diarize import turns_json
 
     # Gradio stores identical uploads at one path (named by their content hash), so concurrent requests with
     # the same recording share a file. The first reads and deletes it and computes; the others wait for its
@@ -91,7 +92,7 @@ def build_app(model: Any, gallery: Any = None, max_seconds: float = MAX_SECONDS,
         details = {"model": prediction.model, "windows": prediction.windows,
                    "voiced_seconds": round(prediction.voiced_seconds, 2),
                    "speakers": [{"label": one.label, "voiced_seconds": round(one.voiced_seconds, 2),
-                                 "turns": [[round(a, 2), round(b, 2)] for a, b in one.turns]}
+                                 "turns": turns_json(one.turns)}
                                 for one in prediction.speakers]}
         return page, details
 

@@ -88,12 +88,11 @@ def examples(args: argparse.Namespace) -> int:
     result = predict_files(model, [example.path for example in found], out)
     answers: dict[str, list[dict[str, object]] | str] = {Path(source).stem: error for source, error in result.failed}
     judge, verdicts = judge_verdicts([image for item in result.written for image in item["images"]])
+    in_order = iter(verdicts)  # one per image, in the order of the images
     for item in result.written:
-        speakers, images = item["prediction"].speakers, item["images"]
-        mine, verdicts = verdicts[:len(images)], verdicts[len(images):]
         answers[Path(item["input"]).stem] = [
-            {"image": image.name, "label": one.label, "voiced_seconds": one.voiced_seconds, "verdict": verdict}
-            for image, one, verdict in zip(images, speakers, mine, strict=True)]
+            {"image": image.name, "label": one.label, "voiced_seconds": one.voiced_seconds, "verdict": next(in_order)}
+            for image, one in zip(item["images"], item["prediction"].speakers, strict=True)]
     unexpected = 0
     for example in found:
         answer = answers[example.name]

@@ -24,7 +24,7 @@ def new_voice_encoder(backbone: str, config: str, output_dim: int, finetune: boo
         return VoiceEncoder(VoiceEncoderConfig.named(config, output_dim))
     if backbone == "speaker":
         return SpeakerVoiceEncoder.from_speaker_encoder(SpeakerVoiceConfig(output_dim=output_dim, finetune=finetune))
-    raise ValueError(f"unknown voice backbone {backbone!r}; choose from {', '.join(VOICE_BACKBONES)}")
+    raise ValueError(f"--voice-backbone must be {' or '.join(VOICE_BACKBONES)}; got {backbone!r}")
 
 
 def load_voice_encoder(directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> PretrainedModel:

@@ -82,6 +82,9 @@ class PretrainedModel(nn.Module):
     model_type: ClassVar[str]
     config: Any
 
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Write `config.json` and `model.safetensors` into `directory` (created if needed), atomically."""
         directory = Path(directory)

@@ -78,6 +78,3 @@ class SpeakerVoiceEncoder(PretrainedModel):
         if self.config.finetune:
             groups.append({"params": list(self.backbone.parameters()), "lr": lr * BACKBONE_LR_SCALE})
         return groups
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())

@@ -144,9 +144,6 @@ class VoiceEncoder(PretrainedModel):
         x = F.relu(self.fc1(x.flatten(1)))  # (B, hidden)
         return self.fc2(x)
 
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
     def parameter_groups(self, lr: float) -> list[dict[str, object]]:
         """Adam's parameter groups: one, at `lr`."""
         return [{"params": list(self.parameters()), "lr": lr}]
@@ -170,11 +167,16 @@ def count_flops(config: VoiceEncoderConfig, frames: int = CLIP_FRAMES, backward:
     return counter.get_total_flops() // 2
 
 
+def takes_waves(model: nn.Module) -> bool:
+    """Whether a voice model has its own front end (`input_kind = "wave"`) rather than reading the spectrogram."""
+    inner = getattr(model, "module", model)  # under DDP
+    return getattr(inner, "input_kind", "spectrogram") == "wave"
+
+
 def model_inputs(model: nn.Module, waves: torch.Tensor) -> torch.Tensor:
     """What a voice model's forward takes from 16 kHz waves (B, samples): the spectrogram (B, 2, T, 257) for
-    the paper's CNN, the waves themselves for a model with its own front end (`input_kind = "wave"`)."""
-    inner = getattr(model, "module", model)  # under DDP
-    return waves if getattr(inner, "input_kind", "spectrogram") == "wave" else spectrogram(waves)
+    the paper's CNN, the waves themselves for a model with its own front end."""
+    return waves if takes_waves(model) else spectrogram(waves)
 
 
 @torch.no_grad()

@@ -25,7 +25,7 @@ from ..errors import DataError
 from ..evaluate.metrics import voice_quality
 from ..evaluate.protocol import VALIDATION, first_seconds, held_out
 from ..losses import PAPER_DISTILL_WEIGHT, PAPER_NORM_WEIGHT, PAPER_TEMPERATURE, voice_losses
-from ..models import VOICE_BACKBONES, new_voice_encoder
+from ..models import new_voice_encoder
 from ..models.face_decoder import FaceDecoder
 from ..models.voice_encoder import encode_waves, model_inputs
 from .loop import TrainingSettings, run
@@ -128,13 +128,12 @@ class VoiceTask:
             raise DataError(f"the shards hold {feature_dim}-d features, the decoder reads "
                             f"{self.decoder.config.feature_dim}")
         self.classifier, self.distill_kind = teacher_classifier(settings, encoder_name, self.train_paths, self.device)
-        if settings.voice_backbone not in VOICE_BACKBONES:
-            raise DataError(f"--voice-backbone must be {' or '.join(VOICE_BACKBONES)}; got {settings.voice_backbone!r}")
-        if settings.finetune_backbone and settings.voice_backbone != "speaker":
-            raise DataError("--finetune-backbone needs --voice-backbone speaker (the paper's CNN learns from scratch)")
         torch.manual_seed(settings.seed)
-        self.model = new_voice_encoder(settings.voice_backbone, settings.config, feature_dim,
-                                       settings.finetune_backbone).to(self.device)
+        try:
+            self.model = new_voice_encoder(settings.voice_backbone, settings.config, feature_dim,
+                                           settings.finetune_backbone).to(self.device)
+        except ValueError as error:  # an unknown backbone, or fine-tuning one that has nothing pretrained
+            raise DataError(str(error)) from error
 
     def stream(self, rank: int, world_size: int, start_epoch: int) -> IterableDataset:
         s = self.settings
