@@ -125,24 +125,37 @@ def download(args: argparse.Namespace) -> int:
     from ..data.download import FAILURES, download
 
     counts = download(args.avspeech, args.out, settings_from(args, DownloadSettings), progress=not args.quiet)
-    print(f"{args.out}: {counts['downloaded']} downloaded, {counts['skipped']} already there, "
-          f"{counts['failed']} failed" + (f" (see {args.out}/{FAILURES})" if counts["failed"] else ""))
+    what = "videos" if args.whole_videos else "sections"
+    print(f"{args.out}: {counts['downloaded']} videos downloaded ({counts['files']} {what}, "
+          f"{counts['bytes'] / 1e6:.1f} MB), {counts['skipped']} already there, {counts['failed']} failed"
+          + (f" (see {args.out}/{FAILURES})" if counts["failed"] else ""))
     return 0
 
 
 def register_download(verbs: argparse._SubParsersAction) -> None:
     parser = verbs.add_parser(
-        "download", help="fetch the videos of an AVSpeech CSV with yt-dlp (needs internet)",
-        description="Download every video named in an AVSpeech CSV into OUT as <ytid>.<ext>, with yt-dlp "
-                    "(pip install 'speech2face[download]'). Resumable: videos already in OUT are skipped; "
-                    "failures go to OUT/download_failures.jsonl and the run goes on.",
-        epilog="example: s2f download --avspeech avspeech_test.csv --out videos --rate-limit 2M --sleep 2")
+        "download", help="fetch the speech segments of an AVSpeech CSV with yt-dlp (needs internet)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Fetch the segments of an AVSpeech CSV into OUT with yt-dlp and ffmpeg\n"
+                    "(pip install 'speech2face[download]'; ffmpeg on the PATH). By default only the sections\n"
+                    "are fetched: each segment with --margin seconds on both sides, overlapping ones of a video\n"
+                    "merged, cut without re-encoding into OUT/<ytid>+<start ms>-<end ms>.mp4 (a few MB instead of\n"
+                    "the whole video); s2f prepare --videos OUT finds them. --whole-videos fetches <ytid>.<ext>.\n"
+                    "--workers videos at once; each host is asked at most once per --sleep seconds and its\n"
+                    "bandwidth capped by --rate-limit, all workers together. Resumable: files already in OUT are\n"
+                    "skipped; failures go to OUT/download_failures.jsonl (with the sections still missing) and\n"
+                    "the run goes on; run it again to retry them.",
+        epilog="example: s2f download --avspeech avspeech_test.csv --out videos --workers 8 --rate-limit 4M")
     parser.add_argument("--avspeech", required=True, metavar="CSV", help="an AVSpeech CSV (ytid,start,end,x,y)")
-    parser.add_argument("--out", required=True, help="folder for the videos")
+    parser.add_argument("--out", required=True, help="folder for the sections or videos")
     setting(parser, "--url-template", DownloadSettings, "URL of a video, with {ytid}")
-    setting(parser, "--rate-limit", DownloadSettings, "bandwidth cap, e.g. 500K or 2M (bytes/s)", metavar="RATE")
-    setting(parser, "--sleep", DownloadSettings, "seconds between videos")
-    setting(parser, "--retries", DownloadSettings, "retries per video")
+    setting(parser, "--workers", DownloadSettings, "videos fetched at once (threads)")
+    setting(parser, "--margin", DownloadSettings, "seconds kept before and after each segment")
+    setting(parser, "--whole-videos", DownloadSettings, "fetch whole videos, not the segments' sections")
+    setting(parser, "--rate-limit", DownloadSettings, "bandwidth cap per host, e.g. 500K or 2M (bytes/s)",
+            metavar="RATE")
+    setting(parser, "--sleep", DownloadSettings, "seconds between two requests to one host")
+    setting(parser, "--retries", DownloadSettings, "retries per request")
     setting(parser, "--max-height", DownloadSettings, "highest video resolution")
     add_quiet(parser)
     parser.set_defaults(handler=download)

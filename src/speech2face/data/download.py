@@ -1,52 +1,119 @@
-"""`download`: fetch the videos of an AVSpeech CSV with yt-dlp (for users with internet access).
+"""`download`: fetch the speech segments of an AVSpeech CSV with yt-dlp (for users with internet access).
 
-Resumable: a video already in the folder (`<ytid>.<ext>`, complete: yt-dlp writes `.part` files first and
-renames them) is skipped. Polite: `rate_limit` caps the bandwidth and `sleep` waits between videos.
-Every failure is appended to `download_failures.jsonl` (ytid, url, reason, time) and the run goes on;
-a rerun tries the failed ones again.
+AVSpeech segments last 3-10 s in videos that run for minutes, so by default only the SECTIONS are fetched:
+each segment widened by `margin` seconds on both sides, overlapping or touching ones of a video merged,
+each section cut by ffmpeg (through yt-dlp's download ranges: a seek with HTTP range requests and a stream
+copy, no re-encoding) into `<ytid>+<start ms>-<end ms>.<ext>`. In that file time 0 is the section's start
+(ffmpeg writes an edit list): the audio is sample-exact and the frames within one frame of the whole video's
+(measured in tests/test_download.py). `manifests.read_avspeech` maps each CSV row to the section that holds
+it. `whole_videos=True` fetches `<ytid>.<ext>` instead, as before.
+
+Parallel and polite: `workers` threads fetch different videos; every request to one host waits for the
+host's turn (`sleep` seconds between requests, all workers together) and `rate_limit` caps the host's
+average bandwidth across workers. Resumable: a file already in the folder (complete: yt-dlp writes `.part`
+files first and renames them) is not fetched again. Every failure is appended to `download_failures.jsonl`
+(ytid, url, reason, the sections still missing, time) and the run goes on; a rerun tries them again.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
+import threading
 import time
+import urllib.parse
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
 from ..errors import DataError
-from .manifests import VIDEO_SUFFIXES
+from .manifests import VIDEO_SUFFIXES, section_stem
 
 YOUTUBE = "https://www.youtube.com/watch?v={ytid}"
 FAILURES = "download_failures.jsonl"
+
+Span = tuple[float, float]
 
 
 @dataclass(frozen=True)
 class DownloadSettings:
     url_template: str = YOUTUBE
-    rate_limit: str | None = None  # bytes per second, yt-dlp style: "500K", "2M"
-    sleep: float = 1.0  # seconds between videos
+    rate_limit: str | None = None  # bytes per second per host, all workers together, yt-dlp style: "500K", "2M"
+    sleep: float = 1.0  # seconds between two requests to one host (all workers together)
     retries: int = 3
     max_height: int = 720  # video quality cap: faces need no more
+    margin: float = 0.5  # seconds kept on each side of a segment
+    whole_videos: bool = False  # fetch whole videos instead of the segments' sections
+    workers: int = 4  # videos fetched at once
+
+    def check(self) -> None:
+        if "{ytid}" not in self.url_template:
+            raise DataError(f"--url-template must contain {{ytid}}, got {self.url_template!r}")
+        if self.workers < 1 or self.retries < 0 or self.max_height < 1:
+            raise DataError("--workers and --max-height must be at least 1, --retries at least 0")
+        if not (math.isfinite(self.margin) and self.margin >= 0 and math.isfinite(self.sleep) and self.sleep >= 0):
+            raise DataError("--margin and --sleep must be finite and not negative")
+        parse_rate(self.rate_limit)
+
+
+def segments_of(csv_path: str | Path) -> dict[str, list[Span]]:
+    """ytid -> its segments (start, end), for the usable rows of an AVSpeech CSV, videos in order of first
+    appearance (rows `read_avspeech` would refuse are left to it to record)."""
+    path = Path(csv_path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such CSV file")
+    spans: dict[str, list[Span]] = {}
+    with path.open(newline="", errors="replace") as handle:
+        for row in csv.reader(handle):
+            if len(row) != 5 or not row[0].strip():
+                continue
+            try:
+                start, end = float(row[1]), float(row[2])
+            except ValueError:
+                continue
+            if math.isfinite(start) and math.isfinite(end) and 0 <= start < end:
+                spans.setdefault(row[0].strip(), []).append((start, end))
+    return spans
 
 
 def ytids_of(csv_path: str | Path) -> list[str]:
     """The distinct ytids of an AVSpeech CSV, in order of first appearance."""
-    path = Path(csv_path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such CSV file")
-    seen: dict[str, None] = {}
-    with path.open(newline="", errors="replace") as handle:
-        for row in csv.reader(handle):
-            if row and row[0].strip() and len(row) == 5:
-                seen.setdefault(row[0].strip(), None)
-    return list(seen)
+    return list(segments_of(csv_path))
+
+
+def sections(spans: list[Span], margin: float) -> list[Span]:
+    """Segments widened by `margin` (not before 0), overlapping or touching ones merged; in ms steps."""
+    widened = sorted((max(0.0, start - margin), end + margin) for start, end in spans)
+    merged: list[list[float]] = []
+    for start, end in widened:
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    # float noise (10.3 - 0.5 = 9.8000000000000007) must not cost a millisecond
+    return [(math.floor(round(start * 1000, 6)) / 1000, math.ceil(round(end * 1000, 6)) / 1000)
+            for start, end in merged]
+
+
+def finished_file(folder: Path, stem: str) -> Path | None:
+    """`folder/<stem>.<a video suffix>` if it is there (yt-dlp's temporary names never match exactly)."""
+    for suffix in VIDEO_SUFFIXES:
+        if (folder / f"{stem}{suffix}").is_file():
+            return folder / f"{stem}{suffix}"
+    return None
 
 
 def have_video(folder: Path, ytid: str) -> bool:
-    return any(p.suffix.lower() in VIDEO_SUFFIXES for p in folder.glob(f"{ytid}.*"))
+    return finished_file(folder, ytid) is not None
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 def parse_rate(text: str | None) -> float | None:
@@ -55,51 +122,139 @@ def parse_rate(text: str | None) -> float | None:
         return None
     units = {"K": 1e3, "M": 1e6, "G": 1e9}
     try:
-        return float(text[:-1]) * units[text[-1].upper()] if text[-1].upper() in units else float(text)
+        rate = float(text[:-1]) * units[text[-1].upper()] if text[-1].upper() in units else float(text)
     except ValueError as error:
         raise DataError(f"bad rate limit {text!r}: use e.g. 500K or 2M") from error
+    if not (math.isfinite(rate) and rate > 0):
+        raise DataError(f"bad rate limit {text!r}: it must be positive")
+    return rate
+
+
+class HostLimiter:
+    """Turns for the workers on each host: a request starts `sleep` s after the host's previous one, and
+    after the bytes a download brought (`charge`), the host rests until its average is back under `rate`."""
+
+    def __init__(self, sleep: float, rate: float | None) -> None:
+        self.sleep, self.rate = sleep, rate
+        self.next_start: dict[str, float] = defaultdict(float)
+        self.lock = threading.Lock()
+
+    def wait(self, host: str) -> None:
+        with self.lock:
+            now = time.monotonic()
+            start = max(now, self.next_start[host])
+            self.next_start[host] = start + self.sleep
+        time.sleep(start - now)
+
+    def charge(self, host: str, size: int) -> None:
+        if self.rate:
+            with self.lock:
+                self.next_start[host] = max(self.next_start[host], time.monotonic()) + size / self.rate
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What one video's fetch did: files written, already there, the bytes written, and why it failed."""
+
+    ytid: str
+    url: str
+    written: int = 0
+    skipped: int = 0
+    size: int = 0
+    reason: str | None = None
+    missing: tuple[Span, ...] = ()
 
 
 def download(csv_path: str | Path, out: str | Path, settings: DownloadSettings | None = None,
              progress: bool = True) -> dict[str, int]:
-    """Download every video of the CSV into `out`; returns counts of downloaded / skipped / failed."""
+    """Fetch the sections (or whole videos) of the CSV into `out`; returns counts: videos downloaded /
+    skipped (all there) / failed, files written, and the bytes written."""
     try:
-        import yt_dlp
+        import yt_dlp  # noqa: F401 (checked here: the workers import it too)
     except ImportError as error:
         raise DataError("yt-dlp is not installed: pip install 'speech2face[download]'") from error
     settings = settings or DownloadSettings()
-    if "{ytid}" not in settings.url_template:
-        raise DataError(f"--url-template must contain {{ytid}}, got {settings.url_template!r}")
+    settings.check()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    options = {
-        "outtmpl": str(out / "%(id)s.%(ext)s"), "quiet": True, "no_warnings": True, "noprogress": True,
-        "retries": settings.retries, "ratelimit": parse_rate(settings.rate_limit), "noplaylist": True,
-        "format": f"bestvideo[height<={settings.max_height}]+bestaudio/best[height<={settings.max_height}]/best",
-        "merge_output_format": "mp4", "logger": _Silent(),
-    }
-    counts = {"downloaded": 0, "skipped": 0, "failed": 0}
-    ids = ytids_of(csv_path)
-    with yt_dlp.YoutubeDL(options) as downloader, (out / FAILURES).open("a") as failures:
-        for index, ytid in enumerate(tqdm(ids, desc="download", unit="video", disable=not progress)):
-            if have_video(out, ytid):
-                counts["skipped"] += 1
-                continue
-            url = settings.url_template.format(ytid=ytid)
-            try:
-                info = downloader.extract_info(url, download=False)
-                info["id"] = ytid  # name the file by the CSV's id, whatever the site calls it
-                downloader.process_info(info)
-                counts["downloaded"] += 1
-            except yt_dlp.utils.YoutubeDLError as error:
-                reason = str(error).replace("ERROR: ", "").strip().splitlines()[0][:300]
-                failures.write(json.dumps({"ytid": ytid, "url": url, "reason": reason,
+    videos = segments_of(csv_path)
+    limiter = HostLimiter(settings.sleep, parse_rate(settings.rate_limit))
+    counts = {"downloaded": 0, "skipped": 0, "failed": 0, "files": 0, "bytes": 0}
+    with ThreadPoolExecutor(settings.workers) as pool, (out / FAILURES).open("a") as failures:
+        futures = [pool.submit(fetch_video, ytid, spans, out, settings, limiter) for ytid, spans in videos.items()]
+        for future in tqdm(as_completed(futures), total=len(futures), desc="download", unit="video",
+                           disable=not progress):
+            fetched = future.result()
+            counts["files"] += fetched.written
+            counts["bytes"] += fetched.size
+            if fetched.reason is not None:
+                counts["failed"] += 1
+                failures.write(json.dumps({"ytid": fetched.ytid, "url": fetched.url, "reason": fetched.reason,
+                                           "missing": [list(span) for span in fetched.missing],
                                            "time": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
                 failures.flush()
-                counts["failed"] += 1
-            if settings.sleep and index < len(ids) - 1:
-                time.sleep(settings.sleep)
+            elif fetched.written:
+                counts["downloaded"] += 1
+            else:
+                counts["skipped"] += 1
     return counts
+
+
+def fetch_video(ytid: str, spans: list[Span], out: Path, settings: DownloadSettings,
+                limiter: HostLimiter) -> Fetched:
+    """One video's sections (or the whole video) into `out`; never raises for a download problem."""
+    import yt_dlp
+
+    url = settings.url_template.format(ytid=ytid)
+    wanted = [(0.0, math.inf)] if settings.whole_videos else sections(spans, settings.margin)
+    names = [ytid] if settings.whole_videos else [section_stem(ytid, *span) for span in wanted]
+    todo = [index for index, name in enumerate(names) if finished_file(out, name) is None]
+    if not todo:
+        return Fetched(ytid, url, skipped=len(names))
+    host = urllib.parse.urlsplit(url).netloc
+    options = _options(out, settings, [wanted[i] for i in todo], [names[i] for i in todo])
+    limiter.wait(host)
+    reason = None
+    try:
+        with yt_dlp.YoutubeDL(options) as downloader:
+            info = downloader.extract_info(url, download=False)
+            info["id"] = ytid  # name the file by the CSV's id, whatever the site calls it
+            limiter.wait(host)
+            downloader.process_ie_result(info, download=True)
+    except yt_dlp.utils.YoutubeDLError as error:
+        reason = str(error).replace("ERROR: ", "").strip().splitlines()[0][:300] or type(error).__name__
+    finished = {i: finished_file(out, names[i]) for i in todo}
+    for i, path in finished.items():
+        if path is None:  # a cut that failed half-way leaves <name>.mp4.part, <name>.temp.mp4 and the like
+            for leftover in out.glob(f"{_glob_escape(names[i])}.*"):
+                leftover.unlink(missing_ok=True)
+    done = [i for i, path in finished.items() if path is not None]
+    size = sum(path.stat().st_size for path in finished.values() if path is not None)
+    limiter.charge(host, size)
+    missing = tuple(wanted[i] for i in todo if i not in done and not settings.whole_videos)
+    if reason is None and len(done) < len(todo):  # yt-dlp said nothing, yet a file is not there
+        reason = "no file was written"
+    return Fetched(ytid, url, written=len(done), skipped=len(names) - len(todo), size=size,
+                   reason=reason, missing=missing)
+
+
+def _options(out: Path, settings: DownloadSettings, spans: list[Span], names: list[str]) -> dict[str, Any]:
+    rate = parse_rate(settings.rate_limit)
+    height = settings.max_height
+    options: dict[str, Any] = {
+        "quiet": True, "no_warnings": True, "noprogress": True, "retries": settings.retries, "noplaylist": True,
+        "ratelimit": rate / settings.workers if rate else None,  # the limiter keeps the host's average
+        "format": f"bestvideo[height<={height}]+bestaudio/best[height<={height}]/best",
+        "merge_output_format": "mp4", "logger": _Silent(),
+    }
+    if settings.whole_videos:
+        options["outtmpl"] = str(out / "%(id)s.%(ext)s")
+    else:
+        ranges = [{"start_time": start, "end_time": end, "title": name}
+                  for (start, end), name in zip(spans, names, strict=True)]
+        options["outtmpl"] = str(out / "%(section_title)s.%(ext)s")
+        options["download_ranges"] = lambda info, downloader: ranges
+    return options
 
 
 class _Silent:

@@ -1,7 +1,8 @@
 """Manifests: the speech segments of a dataset, whatever its layout, as one list of `Segment`s.
 
     read_avspeech(csv, videos)    AVSpeech: `ytid,start,end,x,y` rows (no header) + a folder of videos
-                                  named by ytid (any container); speaker = ytid, or a regex group of it
+                                  named by ytid (any container), or of the sections `s2f download` cuts
+                                  (`<ytid>+<start ms>-<end ms>.<ext>`); speaker = ytid, or a regex group of it
     read_voxceleb2(root)          VoxCeleb2: root/id*/video_id/*.mp4; speaker = the id folder
     read_folder(root)             any talking-face videos under root; speaker = parent folder or file stem
     read_pairs(csv)               already cut data: `audio,image,speaker` rows (header optional)
@@ -25,6 +26,8 @@ from ..errors import DataError
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".flv", ".mpg", ".mpeg", ".ts"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+_SECTION = re.compile(r"^(.+)\+(\d+)-(\d+)$")
+SECTION_TOLERANCE = 0.002  # seconds: section bounds are whole milliseconds
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,34 @@ def safe_key(text: str) -> str:
     return f"{cleaned[-80:]}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
 
 
+def section_stem(ytid: str, start: float, end: float) -> str:
+    """The file name (without extension) of the part of video `ytid` from `start` to `end` seconds."""
+    return f"{ytid}+{round(start * 1000)}-{round(end * 1000)}"
+
+
+def _index_sections(files: dict[str, Path]) -> dict[str, list[tuple[float, float, Path]]]:
+    """ytid -> its section files as (start, end, path), from an index of files by stem."""
+    found: dict[str, list[tuple[float, float, Path]]] = {}
+    for stem, path in files.items():
+        match = _SECTION.match(stem)
+        if match:
+            found.setdefault(match.group(1), []).append((int(match.group(2)) / 1000, int(match.group(3)) / 1000,
+                                                         path))
+    return found
+
+
+def _locate(ytid: str, start: float, end: float, files: dict[str, Path],
+            cut: dict[str, list[tuple[float, float, Path]]]) -> tuple[Path, float] | None:
+    """The file holding a segment and the time in it of the video's time 0: the whole video, else a
+    section that covers the segment (its time 0 is the section's start)."""
+    if ytid in files:
+        return files[ytid], 0.0
+    for first, last, path in cut.get(ytid, ()):
+        if first - SECTION_TOLERANCE <= start and end <= last + SECTION_TOLERANCE:
+            return path, first
+    return None
+
+
 def _index_files(root: Path, suffixes: set[str]) -> dict[str, Path]:
     """stem -> path for every file with one of `suffixes` under root (the shallowest wins)."""
     found: dict[str, Path] = {}
@@ -71,6 +102,7 @@ def read_avspeech(csv_path: str | Path, videos: str | Path, speaker_pattern: str
         raise DataError(f"{videos}: no such folder of videos")
     pattern = re.compile(speaker_pattern) if speaker_pattern else None
     files = _index_files(videos, VIDEO_SUFFIXES)
+    cut = _index_sections(files)
     segments = []
     with csv_path.open(newline="", errors="replace") as handle:
         for line, row in enumerate(csv.reader(handle), start=1):
@@ -95,12 +127,15 @@ def read_avspeech(csv_path: str | Path, videos: str | Path, speaker_pattern: str
                 match = pattern.search(ytid)
                 speaker = match.group(1) if match and match.groups() else ytid
             key = safe_key(f"{ytid}_{round(start * 1000):08d}")
-            path = files.get(ytid)
-            if path is None:
+            found = _locate(ytid, start, end, files, cut)
+            if found is None:
                 segments.append(Segment(key, speaker, str(videos / ytid), start, end, x, y,
-                                        error=f"missing-file: no video named {ytid}.* in {videos}"))
+                                        error=f"missing-file: no video named {ytid}.* nor a section of it "
+                                              f"holding {start:g}-{end:g} s in {videos}"))
             else:
-                segments.append(Segment(key, speaker, str(path), start, end, x, y))
+                path, offset = found
+                segments.append(Segment(key, speaker, str(path), max(0.0, round(start - offset, 6)),
+                                        round(end - offset, 6), x, y))
     return _unique(segments)
 
 
