@@ -25,7 +25,7 @@ import numpy as np
 from speech2face.data.download import DownloadSettings, download, sections
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from range_server import range_server  # noqa: E402 (a test helper, found beside the tests)
+from range_server import range_server  # a test helper, found beside the tests
 
 
 def make_video(path: Path, minutes: float, height: int) -> None:
