@@ -26,7 +26,7 @@ import torch
 import speech2face as s2f
 from speech2face import faces
 from speech2face.data import PrepareSettings, manifests
-from speech2face.data.choose import frame_face
+from speech2face.data.choose import candidate_faces, frame_face
 from speech2face.data.media import encode_flac, read_frames
 from speech2face.data.prepare import ShardJob, make_encoder, process_shard
 from speech2face.data.segment import _frame_times, _jpeg, windows
@@ -95,7 +95,7 @@ def measure(segments: list, settings: PrepareSettings, folder: Path, height: int
         near = (segment.x, segment.y)
         for _, image in frames:
             with stage("detect (hog)"):
-                boxes = faces.detect(image)
+                boxes = candidate_faces(image, near)
             box = faces.pick(boxes, near, image.shape[1::-1])
             with stage("landmarks"):
                 points = faces.landmarks(image, box)
