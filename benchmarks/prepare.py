@@ -3,10 +3,11 @@
 align, embed, write), against real time (1x). Target: >= 20x real time per core with HOG at the default
 frame sampling (3 frames per 6 s window).
 
-    python benchmarks/prepare.py [--identities 8] [--clips 2] [--frames 3] [--heights 256 360 720]
+    python benchmarks/prepare.py [--identities 8] [--clips 2] [--frames 3] [--heights 256 360 720] [--keyint 50]
 
 Heights other than the world's 256 px are the same clips re-encoded (H.264, 25 fps, AAC copied) to 16:9
-frames of that height, the face scaled with the frame and centred in it, as real downloads are.
+frames of that height, the face scaled with the frame and centred in it, as real downloads are, with a
+keyframe every `--keyint` frames (50 = 2 s, as streaming encoders set; x264's own default is 250).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=2)
     parser.add_argument("--frames", type=int, default=3)
     parser.add_argument("--heights", type=int, nargs="+", default=[256], help="frame heights to measure")
+    parser.add_argument("--keyint", type=int, default=50, help="frames between keyframes of the re-encoded clips")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -48,19 +50,20 @@ def main() -> None:
                            progress=False)
         for height in args.heights:
             videos = world / "videos" if height == 256 else reencode(world / "videos", Path(folder) / f"{height}p",
-                                                                      height)
+                                                                      height, args.keyint)
             segments = manifests.read_avspeech(world / "avspeech.csv", videos, SPEAKER_PATTERN)
             measure(segments, PrepareSettings(frames=args.frames), Path(folder) / f"out{height}", height)
 
 
-def reencode(source: Path, out: Path, height: int) -> Path:
+def reencode(source: Path, out: Path, height: int, keyint: int) -> Path:
     """Each clip as 16:9 H.264 of `height` px at 25 fps, the square picture scaled to the height and centred."""
     out.mkdir()
     width = round(height * 16 / 9 / 2) * 2
     for clip in sorted(source.glob("*.mp4")):
         subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(clip), "-vf",
                         f"scale={height}:{height},pad={width}:{height}:(ow-iw)/2:0", "-r", "25", "-c:v", "libx264",
-                        "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "copy", str(out / clip.name)],
+                        "-preset", "veryfast", "-g", str(keyint), "-pix_fmt", "yuv420p", "-c:a", "copy",
+                        str(out / clip.name)],
                        check=True)
     return out
 
@@ -93,9 +96,10 @@ def measure(segments: list, settings: PrepareSettings, folder: Path, height: int
         with stage("decode audio"):
             wave = s2f.load_audio(segment.source, offset=segment.start, duration=segment.end - segment.start)
         near = (segment.x, segment.y)
+        box = None
         for _, image in frames:
             with stage("detect (hog)"):
-                boxes = candidate_faces(image, near)
+                boxes = candidate_faces(image, near, hint=box)
             box = faces.pick(boxes, near, image.shape[1::-1])
             with stage("landmarks"):
                 points = faces.landmarks(image, box)

@@ -10,11 +10,14 @@ A sampled frame is GOOD when
   5. it is frontal: |yaw proxy| <= MAX_YAW, where the yaw proxy is the horizontal offset of the nose
      tip from the midpoint of the eyes, in eye distances, measured along the eye line (0 for a frontal
      face, about +-0.35 at 30 degrees of yaw).
-Detection is coarse to fine, for speed on HD video: the frame downscaled to COARSE_SIDE px without
-upsampling first (finds faces of >= 80 px there: 22 % of a 360p or 720p frame's height, most talking heads,
-at a quarter of the cost or less); only when that finds no usable face (none, or none holding the point)
-is the frame searched in full (small frames upsampled: faces down to ~40 px). Landmarks and the crop always
-come from the full-resolution frame.
+Detection is coarse to fine, for speed on HD video, and stops at the first search that finds a usable face
+(for the rule above: one holding the point; without a point, any): with a point, first the region around
+the face of the segment's previous good frame (TRACK_MARGIN face sizes on each side, scaled so that face
+is TRACK_FACE_SIDE px: a talking head moves little between sampled frames); then the frame downscaled to
+COARSE_SIDE px without upsampling (faces of >= 80 px there: 22 % of a 360p or 720p frame's height, most
+talking heads, at a quarter of the cost or less); last the full search (small frames upsampled: faces down
+to ~40 px). A face that only the wider searches would see (a second face beyond the tracked region) does
+not make the frame ambiguous. Landmarks and the crop always come from the full-resolution frame.
 The segment keeps the crop and landmarks of its most frontal good frame, and as its face FEATURE the
 mean of the encoder's features over all good frames: the teacher target then varies less with the
 expression and pose of one frame (the voice carries neither).
@@ -35,7 +38,9 @@ AMBIGUOUS_RATIO = 1.5
 MIN_EYE_DISTANCE = 16.0  # pixels: a ~45 px wide face
 MAX_YAW = 0.2
 CROP_SIZE = 224
-COARSE_SIDE = 640  # px: the longest side of the frame in the first, coarse detection pass
+COARSE_SIDE = 640  # px: the longest side of the frame in the coarse detection pass
+TRACK_MARGIN = 1.0  # face sizes searched on each side of the previous frame's face
+TRACK_FACE_SIDE = 100  # px: that face's size in the scaled region (HOG's window is 80 px)
 
 
 @dataclass(frozen=True)
@@ -56,15 +61,41 @@ def yaw_proxy(points: np.ndarray) -> float:
     return float(np.dot(points[30] - (left + right) / 2, axis / distance) / distance)
 
 
-def candidate_faces(image: np.ndarray, near: tuple[float, float] | None, detector: str = "hog") -> list[faces.FaceBox]:
-    """The confident faces the rule chooses among, largest first: the coarse pass's when it found a usable
-    one (the largest without a point, else the nearest the point when its widened box holds the point),
-    else the full detection's."""
+def candidate_faces(image: np.ndarray, near: tuple[float, float] | None, detector: str = "hog",
+                    hint: faces.FaceBox | None = None) -> list[faces.FaceBox]:
+    """The confident faces the rule chooses among, largest first, from the first search that finds a usable
+    one (the largest without a point, else the nearest the point when its widened box holds the point):
+    around `hint` (the face of the segment's previous good frame; with a point only), then the coarse
+    pass, else the full detection."""
     size = (image.shape[1], image.shape[0])
-    coarse = _confident(faces.detect(image, detector=detector, upsample=0, max_side=COARSE_SIDE))  # type: ignore[arg-type]
-    if coarse and (near is None or holds_point(faces.pick(coarse, near, size), near, size)):  # type: ignore[arg-type]
-        return coarse
+    searches = [lambda: faces.detect(image, detector=detector, upsample=0, max_side=COARSE_SIDE)]  # type: ignore[arg-type]
+    if hint is not None and near is not None:
+        searches.insert(0, lambda: _detect_around(image, hint, detector))
+    for search in searches:
+        boxes = _confident(search())
+        if boxes and (near is None or holds_point(faces.pick(boxes, near, size), near, size)):  # type: ignore[arg-type]
+            return boxes
     return _confident(faces.detect(image, detector=detector))  # type: ignore[arg-type]
+
+
+def _detect_around(image: np.ndarray, box: faces.FaceBox, detector: str) -> list[faces.FaceBox]:
+    """Faces in the region TRACK_MARGIN face sizes around `box`, scaled so that a face of the box's size
+    is TRACK_FACE_SIDE px (HOG's 80 px window finds it there at a few pyramid levels), in frame pixels."""
+    import cv2
+
+    side = max(box.width, box.height, 1.0)
+    height, width = image.shape[:2]
+    x0, y0 = max(0, int(box.x0 - TRACK_MARGIN * side)), max(0, int(box.y0 - TRACK_MARGIN * side))
+    x1, y1 = min(width, int(box.x1 + TRACK_MARGIN * side) + 1), min(height, int(box.y1 + TRACK_MARGIN * side) + 1)
+    scale = TRACK_FACE_SIDE / side
+    region_width, region_height = round((x1 - x0) * scale), round((y1 - y0) * scale)
+    if min(region_width, region_height) < TRACK_FACE_SIDE:
+        return []
+    region = cv2.resize(image[y0:y1, x0:x1], (region_width, region_height),
+                        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    found = faces.detect(region, detector=detector, upsample=0, max_side=max(region.shape))  # type: ignore[arg-type]
+    return [faces.FaceBox(f.x0 / scale + x0, f.y0 / scale + y0, f.x1 / scale + x0, f.y1 / scale + y0, f.score)
+            for f in found]
 
 
 def _confident(boxes: list[faces.FaceBox]) -> list[faces.FaceBox]:
@@ -79,10 +110,10 @@ def holds_point(box: faces.FaceBox, near: tuple[float, float], size: tuple[int, 
 
 
 def frame_face(image: np.ndarray, time: float, near: tuple[float, float] | None,
-               detector: str = "hog") -> FrameFace | str:
+               detector: str = "hog", hint: faces.FaceBox | None = None) -> FrameFace | str:
     """The frame's usable face, or the reason there is none: 'no-face', 'no-face-near-point',
-    'ambiguous-face', 'face-too-small' or 'not-frontal'."""
-    boxes = candidate_faces(image, near, detector)
+    'ambiguous-face', 'face-too-small' or 'not-frontal'. `hint`: the face of the previous good frame."""
+    boxes = candidate_faces(image, near, detector, hint)
     if not boxes:
         return "no-face"
     height, width = image.shape[:2]

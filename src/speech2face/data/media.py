@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..audio import SAMPLE_RATE
 from ..errors import DataError
 
-SKIP_MARGIN = 0.25  # s: read_frames decodes every frame from this long before a wanted time (B-frame reordering)
+if TYPE_CHECKING:
+    import av
+
+SKIP_MARGIN = 0.25  # s: read_frames decodes every frame from this long before a wanted time
+LAST_FRAME_SECONDS = 0.5  # the last frame counts as shown this long after it (later times are dropped)
+REORDER_SECONDS = 1.0  # packets come in decoding order: a frame shows at most this long after its packet
 
 
 def media_duration(path: str | Path) -> float:
@@ -30,11 +36,13 @@ def media_duration(path: str | Path) -> float:
 
 
 def read_frames(path: str | Path, times: list[float]) -> list[tuple[float, np.ndarray]]:
-    """The decoded frame shown at each time (seconds, ascending), as (frame time, RGB uint8).
-    One seek to the first time, then sequential decoding in which frames that no other frame refers to
-    (B-frames, mostly) are skipped unless they are near a wanted time: the same frames at half the cost
-    (measured on 720p H.264: benchmarks/prepare.py). Times past the last frame are dropped. DataError on a
-    damaged or frameless video."""
+    """The decoded frame shown at each time (seconds, ascending), as (frame time, RGB uint8), decoding only
+    what those frames need: the keyframes are found first (demuxed, not decoded), decoding starts at the
+    keyframe before a time whenever one lies past the previous time (a seek instead of decoding the frames
+    between), and frames that no other frame refers to (B-frames, mostly) are skipped unless they are
+    near a wanted time. The same frames as decoding everything (tests/test_prepare.py), at a fraction of
+    the cost (benchmarks/prepare.py). Times past the last frame are dropped. DataError on a damaged or
+    frameless video."""
     import av
 
     if not times:
@@ -48,31 +56,74 @@ def read_frames(path: str | Path, times: list[float]) -> list[tuple[float, np.nd
             # no frame threads: they cost more CPU per frame, and prepare already keeps every core busy
             rate = stream.average_rate or stream.guessed_rate
             near = max(SKIP_MARGIN, 3 / float(rate)) if rate else None  # decode everything this close to a time
-            if times[0] > 1.0 and stream.time_base is not None:
-                container.seek(int((times[0] - 0.5) / stream.time_base), stream=stream, backward=True)
-            pending = list(times)
-            previous: tuple[float, av.VideoFrame] | None = None
-            for packet in container.demux(stream):
-                if near is not None and packet.pts is not None and packet.time_base is not None:
-                    far = float(packet.pts * packet.time_base) < pending[0] - near
-                    stream.codec_context.skip_frame = "NONREF" if far else "DEFAULT"
-                for frame in packet.decode():
-                    if frame.time is None:
-                        continue
-                    while pending and frame.time > pending[0] + 1e-6:
-                        # the frame on screen at pending[0] is the previous one (or this, if none came before)
-                        chosen = previous if previous is not None else (frame.time, frame)
-                        out.append((chosen[0], chosen[1].to_ndarray(format="rgb24")))
-                        pending.pop(0)
-                    if not pending:
-                        break
-                    previous = (frame.time, frame)
-                if not pending:
-                    break
-            if pending and previous is not None and pending[0] - previous[0] < 0.5:
-                out.append((previous[0], previous[1].to_ndarray(format="rgb24")))  # the last frame
+            runs = _decoding_runs(times, _keyframes(container, stream, times[0], times[-1]))
+            for start, targets in runs:
+                if start is not None:
+                    container.seek(start, stream=stream, backward=True)
+                out += _decode_run(container, stream, targets, near, last_run=targets is runs[-1][1])
     except av.FFmpegError as error:
         raise DataError(f"{path}: damaged video ({error})") from error
+    return out
+
+
+def _keyframes(container: av.container.InputContainer, stream: av.VideoStream, first: float,
+               last: float) -> list[tuple[float, int]]:
+    """(time, pts) of the keyframes from about `first` to `last`: packets read, none decoded."""
+    if stream.time_base is None:
+        return []
+    if first > 1.0:
+        container.seek(int((first - 0.5) / stream.time_base), stream=stream, backward=True)
+    found = []
+    for packet in container.demux(stream):
+        if packet.pts is None:
+            continue
+        time = float(packet.pts * stream.time_base)
+        if packet.is_keyframe:
+            found.append((time, packet.pts))
+        if time > last + REORDER_SECONDS:
+            break
+    container.seek(0, stream=stream, backward=True)
+    return found
+
+
+def _decoding_runs(times: list[float], keyframes: list[tuple[float, int]]) -> list[tuple[int | None, list[float]]]:
+    """The times grouped into runs of sequential decoding, each with the keyframe pts to seek to first
+    (None: from the start of the file). A new run starts when a keyframe lies between two times."""
+    runs: list[tuple[int | None, list[float]]] = []
+    for index, time in enumerate(times):
+        before = [(t, pts) for t, pts in keyframes if t <= time + 1e-6]
+        key = before[-1] if before else None
+        if runs and (key is None or key[0] <= times[index - 1] + 1e-6):
+            runs[-1][1].append(time)  # no keyframe since the previous time: keep decoding
+        else:
+            runs.append((key[1] if key else None, [time]))
+    return runs
+
+
+def _decode_run(container: av.container.InputContainer, stream: av.VideoStream, times: list[float],
+                near: float | None, last_run: bool) -> list[tuple[float, np.ndarray]]:
+    """Decode from where the container stands to the frames shown at `times`."""
+    out: list[tuple[float, np.ndarray]] = []
+    pending = list(times)
+    previous: tuple[float, av.VideoFrame] | None = None
+    for packet in container.demux(stream):
+        if near is not None and packet.pts is not None and packet.time_base is not None:
+            far = float(packet.pts * packet.time_base) < pending[0] - near
+            stream.codec_context.skip_frame = "NONREF" if far else "DEFAULT"
+        for frame in packet.decode():
+            if frame.time is None:
+                continue
+            while pending and frame.time > pending[0] + 1e-6:
+                # the frame on screen at pending[0] is the previous one (or this, if none came before)
+                chosen = previous if previous is not None else (frame.time, frame)
+                out.append((chosen[0], chosen[1].to_ndarray(format="rgb24")))
+                pending.pop(0)
+            if not pending:
+                return out
+            previous = (frame.time, frame)
+    while last_run and pending and previous is not None and pending[0] - previous[0] < LAST_FRAME_SECONDS:
+        out.append((previous[0], previous[1].to_ndarray(format="rgb24")))  # the last frame stays on screen
+        pending.pop(0)
     return out
 
 

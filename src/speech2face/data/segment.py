@@ -93,9 +93,13 @@ def _window_faces(segment: Segment, pieces: list[tuple[float, float]], settings:
     if not frames:
         raise SegmentFailure("bad-video", "no frame could be decoded in the segment")
     results: list[list[FrameFace] | str] = []
+    hint = None  # the face of the previous good frame: where to look first
     for a, b in pieces:
-        inside = [(t, image) for t, image in frames if a - 0.05 <= t < b]
-        found = [frame_face(image, t, near, settings.detector) for t, image in inside]
+        found: list[FrameFace | str] = []
+        for t, image in frames:
+            if a - 0.05 <= t < b:
+                found.append(frame_face(image, t, near, settings.detector, hint))
+                hint = found[-1].box if isinstance(found[-1], FrameFace) else hint
         good = [f for f in found if isinstance(f, FrameFace)]
         reasons = Counter(f for f in found if isinstance(f, str))
         results.append(good or (reasons.most_common(1)[0][0] if reasons else "no-frames"))
