@@ -27,7 +27,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from tqdm import tqdm
 
@@ -182,22 +182,29 @@ def download(csv_path: str | Path, out: str | Path, settings: DownloadSettings |
     counts = {"downloaded": 0, "skipped": 0, "failed": 0, "files": 0, "bytes": 0}
     with ThreadPoolExecutor(settings.workers) as pool, (out / FAILURES).open("a") as failures:
         futures = [pool.submit(fetch_video, ytid, spans, out, settings, limiter) for ytid, spans in videos.items()]
-        for future in tqdm(as_completed(futures), total=len(futures), desc="download", unit="video",
-                           disable=not progress):
-            fetched = future.result()
-            counts["files"] += fetched.written
-            counts["bytes"] += fetched.size
-            if fetched.reason is not None:
-                counts["failed"] += 1
-                failures.write(json.dumps({"ytid": fetched.ytid, "url": fetched.url, "reason": fetched.reason,
-                                           "missing": [list(span) for span in fetched.missing],
-                                           "time": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
-                failures.flush()
-            elif fetched.written:
-                counts["downloaded"] += 1
-            else:
-                counts["skipped"] += 1
+        try:
+            for future in tqdm(as_completed(futures), total=len(futures), desc="download", unit="video",
+                               disable=not progress):
+                _count(future.result(), counts, failures)
+        except BaseException:  # Ctrl-C: the videos under way finish (their files stay whole), no new one starts
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     return counts
+
+
+def _count(fetched: Fetched, counts: dict[str, int], failures: TextIO) -> None:
+    counts["files"] += fetched.written
+    counts["bytes"] += fetched.size
+    if fetched.reason is not None:
+        counts["failed"] += 1
+        failures.write(json.dumps({"ytid": fetched.ytid, "url": fetched.url, "reason": fetched.reason,
+                                   "missing": [list(span) for span in fetched.missing],
+                                   "time": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+        failures.flush()
+    elif fetched.written:
+        counts["downloaded"] += 1
+    else:
+        counts["skipped"] += 1
 
 
 def fetch_video(ytid: str, spans: list[Span], out: Path, settings: DownloadSettings,
