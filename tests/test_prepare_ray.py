@@ -41,8 +41,14 @@ def local_ray() -> Iterator[None]:
 
 def shard_tasks() -> list[int]:
     """Process ids of Ray workers running a shard now (Ray names a busy worker after its task)."""
-    listing = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True, check=True).stdout
-    return [int(line.split()[0]) for line in listing.splitlines() if "ray::process_shard" in line]
+    busy = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "cmdline").read_bytes().startswith(b"ray::process_shard"):
+                busy.append(int(entry.name))
+        except OSError:  # the process ended while we looked
+            continue
+    return busy
 
 
 def assert_same_shards(out: Path, reference: Path) -> None:
