@@ -118,7 +118,8 @@ def test_cli_engine_options(local_ray: None, prepared: Path, tmp_path: Path,
     assert main([*base, "--address", "auto"]) == 2
     assert "--address and --gpus-per-task need --engine ray" in capsys.readouterr().err
     # a cluster that is not there: one line in seconds (Ray alone retries for minutes)
-    run = subprocess.run([sys.executable, "-m", "speech2face", *base, "--engine", "ray", "--address",
+    elsewhere = [str(tmp_path / "unreached") if arg == str(tmp_path / "cli") else arg for arg in base]
+    run = subprocess.run([sys.executable, "-m", "speech2face", *elsewhere, "--engine", "ray", "--address",
                           "127.0.0.1:1"], capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and run.stderr.strip().splitlines()[-1].startswith(
         "s2f prepare: error: no Ray cluster answers at 127.0.0.1:1")
