@@ -193,7 +193,8 @@ def prepare(segments: list[Segment], out: str | Path, settings: PrepareSettings 
     if engine == "ray" and todo:
         from .ray_engine import run_on_ray
 
-        finished = run_on_ray(todo, settings, out, address=address, cpus=workers, gpus_per_task=gpus_per_task)
+        finished = run_on_ray(process_shard, todo, settings, out, 1, address=address, cpus=workers,
+                              gpus_per_task=gpus_per_task)
     else:
         finished = run_locally(todo, settings, out, workers)
     for job in finished:

@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import Any, Protocol, TypeVar
 
 from ..errors import DataError
 
-if TYPE_CHECKING:
-    from .prepare import PrepareSettings, ShardJob
+
+class Named(Protocol):
+    name: str
+
+
+JobT = TypeVar("JobT", bound=Named)
 
 log = logging.getLogger(__name__)
 
@@ -31,22 +34,21 @@ CONNECT_SECONDS = 5.0
 OBJECT_STORE_BYTES = 256 * 2**20  # a local instance: tasks return only small stats dicts
 
 
-def run_on_ray(jobs: list[ShardJob], settings: PrepareSettings, out: Path, *, address: str | None = None,
-               cpus: int | None = None, gpus_per_task: float = 0.0) -> Iterator[ShardJob]:
-    """Run `process_shard` for every job as a Ray task; yields each job as its shard is written. Joins the
-    Ray instance already started in this process, else the cluster at `address` ('auto': the one this
-    node belongs to), else starts a local instance with `cpus` CPUs. DataError, after every other shard is
-    done, if some shard failed even after its retries (a rerun resumes them)."""
+def run_on_ray(work: Callable[..., Any], jobs: Sequence[JobT], *arguments: Any, address: str | None = None,
+               cpus: int | None = None, gpus_per_task: float = 0.0) -> Iterator[JobT]:
+    """Run `work(job, *arguments)` for every job as a Ray task (prepare: `process_shard(job, settings, out,
+    threads=1)`); yields each job as its task finishes. Joins the Ray instance already started in this
+    process, else the cluster at `address` ('auto': the one this node belongs to), else starts a local
+    instance with `cpus` CPUs. DataError, after every other job is done, if some job failed even after
+    its retries (a rerun resumes them)."""
     ray = _import_ray()
-    from .prepare import process_shard
-
     started_here = not ray.is_initialized()
     if started_here:
         _start(ray, address, cpus)
     try:
-        task = ray.remote(process_shard).options(num_cpus=1, num_gpus=gpus_per_task, max_retries=RETRIES,
-                                                 retry_exceptions=False, name="process_shard")
-        pending = {task.remote(job, settings, out, 1): job for job in jobs}
+        task = ray.remote(work).options(num_cpus=1, num_gpus=gpus_per_task, max_retries=RETRIES,
+                                        retry_exceptions=False, name=work.__name__)
+        pending = {task.remote(job, *arguments): job for job in jobs}
         failed: list[str] = []
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
