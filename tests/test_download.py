@@ -180,3 +180,11 @@ def test_cli_and_bad_settings(site: tuple[str, Served, Path], tmp_path: Path,
     assert main(["download", "--avspeech", str(tmp_path / "none.csv"), "--out", str(tmp_path / "w")]) == 2
     assert "no such CSV file" in capsys.readouterr().err
     assert parse_rate("500K") == 500_000 and parse_rate("2M") == 2_000_000 and parse_rate(None) is None
+
+
+def test_sections_without_ffmpeg_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a.csv").write_text("abc,0,2,0.5,0.5\n")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no ffmpeg there
+    assert main(["download", "--avspeech", str(tmp_path / "a.csv"), "--out", str(tmp_path / "v")]) == 2
+    assert "needs ffmpeg on the PATH" in capsys.readouterr().err

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 import threading
 import time
 import urllib.parse
@@ -175,6 +176,8 @@ def download(csv_path: str | Path, out: str | Path, settings: DownloadSettings |
         raise DataError("yt-dlp is not installed: pip install 'speech2face[download]'") from error
     settings = settings or DownloadSettings()
     settings.check()
+    if not settings.whole_videos and shutil.which("ffmpeg") is None:
+        raise DataError("cutting sections needs ffmpeg on the PATH (apt-get install ffmpeg), or use --whole-videos")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     videos = segments_of(csv_path)

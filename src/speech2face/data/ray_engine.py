@@ -19,19 +19,19 @@ from typing import Any, Protocol, TypeVar
 
 from ..errors import DataError
 
-
-class Named(Protocol):
-    name: str
-
-
-JobT = TypeVar("JobT", bound=Named)
-
 log = logging.getLogger(__name__)
 
 RETRIES = 3  # attempts after the first, for a task whose worker process died
 DEFAULT_GPUS_PER_TASK = 0.25  # with a CUDA device: four shard tasks share a GPU (the encoder needs little)
 CONNECT_SECONDS = 5.0
 OBJECT_STORE_BYTES = 256 * 2**20  # a local instance: tasks return only small stats dicts
+
+
+class Named(Protocol):
+    name: str
+
+
+JobT = TypeVar("JobT", bound=Named)
 
 
 def run_on_ray(work: Callable[..., Any], jobs: Sequence[JobT], *arguments: Any, address: str | None = None,
@@ -58,15 +58,15 @@ def run_on_ray(work: Callable[..., Any], jobs: Sequence[JobT], *arguments: Any, 
             except ray.exceptions.RayError as error:
                 cause = str(error).strip().splitlines()
                 failed.append(f"{job.name} ({cause[-1] if cause else type(error).__name__})")
-                log.error("shard %s failed on Ray: %s", job.name, error)
+                log.error("%s failed on Ray: %s", job.name, error)
                 continue
             yield job
     finally:
         if started_here:
             ray.shutdown()
     if failed:
-        raise DataError(f"{len(failed)} shard(s) failed on Ray after {RETRIES} retries: {'; '.join(failed)[:400]} "
-                        "(run the same command again to redo them)")
+        raise DataError(f"{len(failed)} task(s) failed on Ray: {'; '.join(failed)[:400]} (a task whose worker "
+                        f"dies is retried {RETRIES} times; run the same command again to redo the rest)")
 
 
 def _import_ray() -> ModuleType:
