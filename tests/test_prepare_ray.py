@@ -112,7 +112,7 @@ def test_cli_engine_options(local_ray: None, prepared: Path, tmp_path: Path,
     base = ["prepare", "--avspeech", str(world / "avspeech.csv"), "--videos", str(world / "videos"),
             "--out", str(tmp_path / "cli"), "--shard-size", "4", "--val", "0.25", "--test", "0.25",
             "--split-seed", "3", "-q"]
-    assert main([*base, "--engine", "ray"]) == 0
+    assert main([*base, "--engine", "ray", "--device", "auto"]) == 0  # no GPU in this cluster: the CPU
     assert "16 of 16 segments ok" in capsys.readouterr().out
     assert_same_shards(tmp_path / "cli", prepared)
     assert main([*base, "--address", "auto"]) == 2

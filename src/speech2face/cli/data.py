@@ -73,8 +73,8 @@ def prepare(args: argparse.Namespace) -> int:
     if args.engine != "ray" and (args.address or args.gpus_per_task is not None):
         raise DataError("--address and --gpus-per-task need --engine ray")
     settings = settings_from(args, PrepareSettings)
-    gpus = args.gpus_per_task if args.gpus_per_task is not None else \
-        DEFAULT_GPUS_PER_TASK if settings.device.startswith("cuda") else 0.0
+    # a GPU share: as asked; with --device cpu none; else (auto, cuda) where the cluster has GPUs
+    gpus = args.gpus_per_task if args.gpus_per_task is not None else 0.0 if settings.device == "cpu" else None
     summary = prepare(segments, args.out, settings, workers=args.workers, shard_id=args.shard_id,
                       num_shards=args.num_shards, progress=not args.quiet, synthetic=synthetic, engine=args.engine,
                       address=args.address, gpus_per_task=gpus)
@@ -132,14 +132,16 @@ def register_prepare(verbs: argparse._SubParsersAction) -> None:
                         help="--engine ray: the cluster to join (auto: the one this node is in; ray://HOST:10001); "
                              "default: start a local instance")
     parser.add_argument("--gpus-per-task", type=float, metavar="FRACTION",
-                        help=f"--engine ray with --device cuda: the share of a GPU each shard task asks for (default "
-                             f"{DEFAULT_GPUS_PER_TASK}: {round(1 / DEFAULT_GPUS_PER_TASK)} tasks per GPU)")
+                        help=f"--engine ray: the share of a GPU each shard task asks for (default: with --device auto "
+                             f"or cuda, {DEFAULT_GPUS_PER_TASK} where the cluster has GPUs ("
+                             f"{round(1 / DEFAULT_GPUS_PER_TASK)} tasks per GPU), else none)")
     parser.add_argument("--shard-id", type=int, default=0, help="this node's index, for multi-node runs (default 0)")
     parser.add_argument("--num-shards", type=int, default=1, help="number of nodes sharing the manifest (default 1)")
     setting(parser, "--val", PrepareSettings, "fraction of speakers for validation")
     setting(parser, "--test", PrepareSettings, "fraction of speakers for test")
     setting(parser, "--split-seed", PrepareSettings, "seed of the speaker split")
-    setting(parser, "--device", PrepareSettings, "device of the face encoder")
+    setting(parser, "--device", PrepareSettings, "device of the face encoder (auto: CUDA where there is one; with "
+                                                 "--engine ray, on the cluster's GPU workers)")
     add_quiet(parser)
     parser.set_defaults(handler=prepare)
 

@@ -161,17 +161,18 @@ def manifest_digest(segments: list[Segment]) -> str:
 def prepare(segments: list[Segment], out: str | Path, settings: PrepareSettings | None = None, *,
             workers: int = 1, shard_id: int = 0, num_shards: int = 1, progress: bool = True,
             synthetic: bool = False, engine: str = "local", address: str | None = None,
-            gpus_per_task: float = 0.0) -> dict:
+            gpus_per_task: float | None = 0.0) -> dict:
     """Turn segments into shards under `out/shards`; resumable; returns this node's summary (also
     written to `out/summary-<node>.json`; every failure of every finished shard in `out/failures.jsonl`).
     `synthetic`: the videos come from `s2f synth` (recorded, so that every later report says so).
     `engine`: 'local' (`workers` processes on this machine) or 'ray' (a Ray task per shard, see
-    ray_engine.py: on the cluster at `address`, else a local instance of `workers` CPUs); the same shards."""
+    ray_engine.py: on the cluster at `address`, else a local instance of `workers` CPUs; `gpus_per_task`
+    None: a share of a GPU where the cluster has GPUs); the same shards."""
     settings = settings or PrepareSettings()
     settings.check()
     if engine not in ENGINES:
         raise DataError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-    if gpus_per_task < 0 or workers < 1:
+    if (gpus_per_task is not None and gpus_per_task < 0) or workers < 1:
         raise DataError("--workers must be at least 1 and --gpus-per-task not negative")
     out = Path(out)
     header = {"format_version": FORMAT_VERSION, "settings": asdict(settings), "num_shards": num_shards,

@@ -5,8 +5,9 @@ starts, and each task is `prepare.process_shard`, which writes its tar, failures
 adds what a static `--shard-id/--num-shards` split lacks: dynamic scheduling (a free CPU anywhere in the
 cluster takes the next shard), retries (a task whose worker dies, from a kill, a lost node or the OOM
 killer, runs again up to RETRIES times; a half-done attempt leaves only a temp file, so nothing is lost or
-written twice), and GPUs (with a CUDA device each task asks Ray for `gpus_per_task` of one, and the face
-encoder runs there). The videos and OUT must be on storage every node sees (NFS, Lustre, a FUSE bucket).
+written twice), and GPUs (with `--device auto` or `cuda`, each task asks Ray for a share of one where the
+cluster has GPUs, and the face encoder runs there). The videos and OUT must be on storage every node sees
+(NFS, Lustre, a FUSE bucket).
 """
 
 from __future__ import annotations
@@ -35,17 +36,21 @@ JobT = TypeVar("JobT", bound=Named)
 
 
 def run_on_ray(work: Callable[..., Any], jobs: Sequence[JobT], *arguments: Any, address: str | None = None,
-               cpus: int | None = None, gpus_per_task: float = 0.0) -> Iterator[JobT]:
+               cpus: int | None = None, gpus_per_task: float | None = 0.0) -> Iterator[JobT]:
     """Run `work(job, *arguments)` for every job as a Ray task (prepare: `process_shard(job, settings, out,
     threads=1)`); yields each job as its task finishes. Joins the Ray instance already started in this
     process, else the cluster at `address` ('auto': the one this node belongs to), else starts a local
-    instance with `cpus` CPUs. DataError, after every other job is done, if some job failed even after
-    its retries (a rerun resumes them)."""
+    instance with `cpus` CPUs. `gpus_per_task` None: DEFAULT_GPUS_PER_TASK where the cluster has GPUs, else
+    none. DataError, after every other job is done, if some job failed even after its retries (a rerun
+    resumes them)."""
     ray = _import_ray()
     started_here = not ray.is_initialized()
     if started_here:
         _start(ray, address, cpus)
     try:
+        if gpus_per_task is None:
+            gpus_per_task = DEFAULT_GPUS_PER_TASK if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+            log.info("%s of a GPU per task", gpus_per_task)
         task = ray.remote(work).options(num_cpus=1, num_gpus=gpus_per_task, max_retries=RETRIES,
                                         retry_exceptions=False, name=work.__name__)
         pending = {task.remote(job, *arguments): job for job in jobs}
