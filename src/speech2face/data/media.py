@@ -40,9 +40,9 @@ def read_frames(path: str | Path, times: list[float]) -> list[tuple[float, np.nd
     what those frames need: the keyframes are found first (demuxed, not decoded), decoding starts at the
     keyframe before a time whenever one lies past the previous time (a seek instead of decoding the frames
     between), and frames that no other frame refers to (B-frames, mostly) are skipped unless they are
-    near a wanted time. The same frames as decoding everything (tests/test_prepare.py), at a fraction of
-    the cost (benchmarks/prepare.py). Times past the last frame are dropped. DataError on a damaged or
-    frameless video."""
+    near a wanted time. The same frames as decoding everything (tests/test_media.py), at a fraction of
+    the cost (benchmarks/prepare.py). The last frame serves times up to LAST_FRAME_SECONDS after it; later
+    times are dropped. DataError on a damaged or frameless video."""
     import av
 
     if not times:
