@@ -13,10 +13,13 @@ import sys
 import tarfile
 import wave
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from range_server import Served, range_server
 
 SPEECH_TEXT = "The quick brown fox jumps over the lazy dog. A voice says something about a face."
 
@@ -277,3 +280,24 @@ def two_speakers() -> tuple[bytes, list[tuple[float, float, str]]]:
         audio = wheel.read(f"{TWO_SPEAKERS}.wav")
         rows = [line.split() for line in wheel.read(f"{TWO_SPEAKERS}.rttm").decode().splitlines() if line.strip()]
     return audio, [(float(r[3]), float(r[3]) + float(r[4]), r[7]) for r in rows]
+
+
+TALK = "talk"  # in `site`: a long video, the world's clips one after the other, a keyframe every second
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Served, Path]]:
+    """A local video site for the download tests: (URL template, what the server did, the folder it serves),
+    serving a one-identity world's clips plus `talk.mp4`."""
+    from speech2face.synth import WorldSettings, make_world
+
+    world = make_world(tmp_path_factory.mktemp("world") / "w", WorldSettings(identities=1, clips=2, seed=5),
+                       workers=1, progress=False)
+    videos = world / "videos"
+    clips = sorted(videos.glob("*.mp4"))
+    listing = videos / "list.txt"
+    listing.write_text("".join(f"file '{clip}'\n" for clip in clips * 4))
+    ffmpeg("-f", "concat", "-safe", "0", "-i", str(listing), "-c:v", "libx264", "-preset", "ultrafast",
+           "-pix_fmt", "yuv420p", "-g", "25", "-c:a", "aac", str(videos / f"{TALK}.mp4"))
+    with range_server(videos) as (template, served):
+        yield template, served, videos

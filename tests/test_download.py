@@ -7,38 +7,19 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import speech2face as s2f
-from conftest import ffmpeg
-from range_server import Served, range_server
+from conftest import TALK
+from range_server import Served
 from speech2face.cli import main
 from speech2face.data import PrepareSettings, manifests, prepare
 from speech2face.data.download import DownloadSettings, HostLimiter, download, parse_rate, sections
 from speech2face.data.media import media_duration
-from speech2face.synth import WorldSettings, make_world
 from test_prepare import samples_of
-
-TALK = "talk"  # a long video: the world's clips one after the other, keyframes every second as on YouTube
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Served, Path]]:
-    """(URL template, what the server did, the folder it serves): the world's clips plus `talk.mp4`."""
-    world = make_world(tmp_path_factory.mktemp("world") / "w", WorldSettings(identities=1, clips=2, seed=5),
-                       workers=1, progress=False)
-    videos = world / "videos"
-    clips = sorted(videos.glob("*.mp4"))
-    listing = videos / "list.txt"
-    listing.write_text("".join(f"file '{clip}'\n" for clip in clips * 4))
-    ffmpeg("-f", "concat", "-safe", "0", "-i", str(listing), "-c:v", "libx264", "-preset", "ultrafast",
-           "-pix_fmt", "yuv420p", "-g", "25", "-c:a", "aac", str(videos / f"{TALK}.mp4"))
-    with range_server(videos) as (template, served):
-        yield template, served, videos
 
 
 def same_sound(a: np.ndarray, b: np.ndarray, most: int = 3200) -> bool:
@@ -172,7 +153,8 @@ def test_cli_and_bad_settings(site: tuple[str, Served, Path], tmp_path: Path,
     for options, message in [(["--url-template", "http://127.0.0.1/no-placeholder"], "must contain {ytid}"),
                              (["--workers", "0"], "--workers"), (["--margin", "-1"], "--margin"),
                              (["--margin", "nan"], "--margin"), (["--rate-limit", "fast"], "bad rate limit"),
-                             (["--rate-limit=-2M"], "must be positive")]:
+                             (["--rate-limit=-2M"], "must be positive"),
+                             (["--address", "auto"], "--address needs --engine ray")]:
         assert main(["download", "--avspeech", str(tmp_path / "a.csv"), "--out", str(tmp_path / "w"),
                      *options]) == 2
         err = capsys.readouterr().err

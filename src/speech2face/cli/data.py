@@ -126,11 +126,7 @@ def register_prepare(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, default=1,
                         help="processes on this machine; with --engine ray and no --address, the CPUs of the local "
                              "Ray instance (default 1)")
-    parser.add_argument("--engine", choices=ENGINES, default="local",
-                        help="local: processes on this machine; ray: a Ray task per shard (default local)")
-    parser.add_argument("--address", metavar="ADDR",
-                        help="--engine ray: the cluster to join (auto: the one this node is in; ray://HOST:10001); "
-                             "default: start a local instance")
+    add_engine_options(parser, "processes on this machine", "shard")
     parser.add_argument("--gpus-per-task", type=float, metavar="FRACTION",
                         help=f"--engine ray: the share of a GPU each shard task asks for (default: with --device auto "
                              f"or cuda, {DEFAULT_GPUS_PER_TASK} where the cluster has GPUs ("
@@ -146,10 +142,23 @@ def register_prepare(verbs: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=prepare)
 
 
+def add_engine_options(parser: argparse.ArgumentParser, local: str, unit: str) -> None:
+    """--engine and --address: where the work of `prepare` and `download` runs."""
+    parser.add_argument("--engine", choices=ENGINES, default="local",
+                        help=f"local: {local}; ray: a Ray task per {unit} (pip install 'speech2face[scale]') "
+                             "(default local)")
+    parser.add_argument("--address", metavar="ADDR",
+                        help="--engine ray: the cluster to join (auto: the one this node is in; HOST:PORT; "
+                             "ray://HOST:10001); default: start a local instance of --workers CPUs")
+
+
 def download(args: argparse.Namespace) -> int:
     from ..data.download import FAILURES, download
 
-    counts = download(args.avspeech, args.out, settings_from(args, DownloadSettings), progress=not args.quiet)
+    if args.engine != "ray" and args.address:
+        raise DataError("--address needs --engine ray")
+    counts = download(args.avspeech, args.out, settings_from(args, DownloadSettings), progress=not args.quiet,
+                      engine=args.engine, address=args.address)
     what = "videos" if args.whole_videos else "sections"
     print(f"{args.out}: {counts['downloaded']} videos downloaded ({counts['files']} {what}, "
           f"{counts['bytes'] / 1e6:.1f} MB), {counts['skipped']} already there, {counts['failed']} failed"
@@ -169,12 +178,15 @@ def register_download(verbs: argparse._SubParsersAction) -> None:
                     "--workers videos at once; each host is asked at most once per --sleep seconds and its\n"
                     "bandwidth capped by --rate-limit, all workers together. Resumable: files already in OUT are\n"
                     "skipped; failures go to OUT/download_failures.jsonl (with the sections still missing) and\n"
-                    "the run goes on; run it again to retry them.",
+                    "the run goes on; run it again to retry them. --engine ray spreads the videos over a Ray\n"
+                    "cluster (OUT on storage every node sees; the per-host turns are shared).",
         epilog="example: s2f download --avspeech avspeech_test.csv --out videos --workers 8 --rate-limit 4M")
     parser.add_argument("--avspeech", required=True, metavar="CSV", help="an AVSpeech CSV (ytid,start,end,x,y)")
     parser.add_argument("--out", required=True, help="folder for the sections or videos")
     setting(parser, "--url-template", DownloadSettings, "URL of a video, with {ytid}")
-    setting(parser, "--workers", DownloadSettings, "videos fetched at once (threads)")
+    setting(parser, "--workers", DownloadSettings, "videos fetched at once (threads; with --engine ray and no "
+                                                   "--address, the CPUs of the local Ray instance)")
+    add_engine_options(parser, "threads on this machine", "video")
     setting(parser, "--margin", DownloadSettings, "seconds kept before and after each segment")
     setting(parser, "--whole-videos", DownloadSettings, "fetch whole videos, not the segments' sections")
     setting(parser, "--rate-limit", DownloadSettings, "bandwidth cap per host, e.g. 500K or 2M (bytes/s)",

@@ -8,9 +8,10 @@ copy, no re-encoding) into `<ytid>+<start ms>-<end ms>.<ext>`. In that file time
 (measured in tests/test_download.py). `manifests.read_avspeech` maps each CSV row to the section that holds
 it. `whole_videos=True` fetches `<ytid>.<ext>` instead, as before.
 
-Parallel and polite: `workers` threads fetch different videos; every request to one host waits for the
-host's turn (`sleep` seconds between requests, all workers together) and `rate_limit` caps the host's
-average bandwidth across workers. Resumable: a file already in the folder (complete: yt-dlp writes `.part`
+Parallel and polite: `workers` threads fetch different videos (or, with `engine='ray'`, a Ray task per video
+anywhere in a cluster); every request to one host waits for the host's turn (`sleep` seconds between
+requests, all workers together: one HostLimiter, in a Ray actor on a cluster) and `rate_limit` caps the
+host's average bandwidth across workers. Resumable: a file already in the folder (complete: yt-dlp writes `.part`
 files first and renames them) is not fetched again. Every failure is appended to `download_failures.jsonl`
 (ytid, url, reason, the sections still missing, time) and the run goes on; a rerun tries them again.
 """
@@ -25,7 +26,9 @@ import threading
 import time
 import urllib.parse
 from collections import defaultdict
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -140,17 +143,46 @@ class HostLimiter:
         self.next_start: dict[str, float] = defaultdict(float)
         self.lock = threading.Lock()
 
-    def wait(self, host: str) -> None:
+    def reserve(self, host: str) -> float:
+        """Take the next turn on `host`: the seconds to wait for it."""
         with self.lock:
             now = time.monotonic()
             start = max(now, self.next_start[host])
             self.next_start[host] = start + self.sleep
-        time.sleep(start - now)
+        return start - now
+
+    def wait(self, host: str) -> None:
+        time.sleep(self.reserve(host))
 
     def charge(self, host: str, size: int) -> None:
         if self.rate:
             with self.lock:
                 self.next_start[host] = max(self.next_start[host], time.monotonic()) + size / self.rate
+
+
+class SharedTurns:
+    """A HostLimiter for tasks on many machines: the limiter lives in one Ray actor, every task asks it."""
+
+    def __init__(self, actor: Any) -> None:
+        self.actor = actor
+
+    def wait(self, host: str) -> None:
+        import ray
+
+        time.sleep(ray.get(self.actor.reserve.remote(host)))
+
+    def charge(self, host: str, size: int) -> None:
+        import ray
+
+        ray.get(self.actor.charge.remote(host, size))
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    """One video to fetch: its ytid (`name`) and its segments."""
+
+    name: str
+    spans: tuple[Span, ...]
 
 
 @dataclass(frozen=True)
@@ -167,32 +199,48 @@ class Fetched:
 
 
 def download(csv_path: str | Path, out: str | Path, settings: DownloadSettings | None = None,
-             progress: bool = True) -> dict[str, int]:
+             progress: bool = True, *, engine: str = "local", address: str | None = None) -> dict[str, int]:
     """Fetch the sections (or whole videos) of the CSV into `out`; returns counts: videos downloaded /
-    skipped (all there) / failed, files written, and the bytes written."""
+    skipped (all there) / failed, files written, and the bytes written. `engine` 'local': `workers`
+    threads; 'ray': a Ray task per video (see ray_engine.py; on the cluster at `address`, else a local
+    instance of `workers` CPUs), the per-host turns shared through one actor, `out` on shared storage."""
     try:
         import yt_dlp  # noqa: F401 (checked here: the workers import it too)
     except ImportError as error:
         raise DataError("yt-dlp is not installed: pip install 'speech2face[download]'") from error
     settings = settings or DownloadSettings()
     settings.check()
+    if engine not in ("local", "ray"):
+        raise DataError(f"engine must be local or ray, got {engine!r}")
     if not settings.whole_videos and shutil.which("ffmpeg") is None:
         raise DataError("cutting sections needs ffmpeg on the PATH (apt-get install ffmpeg), or use --whole-videos")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    videos = segments_of(csv_path)
-    limiter = HostLimiter(settings.sleep, parse_rate(settings.rate_limit))
+    jobs = [VideoJob(ytid, tuple(spans)) for ytid, spans in segments_of(csv_path).items()]
     counts = {"downloaded": 0, "skipped": 0, "failed": 0, "files": 0, "bytes": 0}
-    with ThreadPoolExecutor(settings.workers) as pool, (out / FAILURES).open("a") as failures:
-        futures = [pool.submit(fetch_video, ytid, spans, out, settings, limiter) for ytid, spans in videos.items()]
-        try:
-            for future in tqdm(as_completed(futures), total=len(futures), desc="download", unit="video",
-                               disable=not progress):
-                _count(future.result(), counts, failures)
-        except BaseException:  # Ctrl-C: the videos under way finish (their files stay whole), no new one starts
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    with ExitStack() as stack, (out / FAILURES).open("a") as failures:
+        if engine == "ray" and jobs:
+            from .ray_engine import ray_actor, ray_session, run_on_ray
+
+            stack.enter_context(ray_session(address, settings.workers))
+            turns = SharedTurns(ray_actor(HostLimiter, settings.sleep, parse_rate(settings.rate_limit)))
+            results = (fetched for _, fetched in run_on_ray(fetch_video, jobs, out, settings, turns))
+        else:
+            results = _in_threads(jobs, out, settings, HostLimiter(settings.sleep, parse_rate(settings.rate_limit)))
+        for fetched in tqdm(results, total=len(jobs), desc="download", unit="video", disable=not progress):
+            _count(fetched, counts, failures)
     return counts
+
+
+def _in_threads(jobs: list[VideoJob], out: Path, settings: DownloadSettings,
+                limiter: HostLimiter) -> Iterator[Fetched]:
+    pool = ThreadPoolExecutor(settings.workers)
+    try:
+        futures = [pool.submit(fetch_video, job, out, settings, limiter) for job in jobs]
+        for future in as_completed(futures):
+            yield future.result()
+    finally:  # after Ctrl-C: the videos under way finish (their files stay whole), no new one starts
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _count(fetched: Fetched, counts: dict[str, int], failures: TextIO) -> None:
@@ -210,13 +258,14 @@ def _count(fetched: Fetched, counts: dict[str, int], failures: TextIO) -> None:
         counts["skipped"] += 1
 
 
-def fetch_video(ytid: str, spans: list[Span], out: Path, settings: DownloadSettings,
-                limiter: HostLimiter) -> Fetched:
+def fetch_video(job: VideoJob, out: Path, settings: DownloadSettings, limiter: HostLimiter | SharedTurns,
+                ) -> Fetched:
     """One video's sections (or the whole video) into `out`; never raises for a download problem."""
     import yt_dlp
 
+    ytid = job.name
     url = settings.url_template.format(ytid=ytid)
-    wanted = [(0.0, math.inf)] if settings.whole_videos else sections(spans, settings.margin)
+    wanted = [(0.0, math.inf)] if settings.whole_videos else sections(list(job.spans), settings.margin)
     names = [ytid] if settings.whole_videos else [section_stem(ytid, *span) for span in wanted]
     todo = [index for index, name in enumerate(names) if finished_file(out, name) is None]
     if not todo:

@@ -23,6 +23,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -191,15 +192,16 @@ def prepare(segments: list[Segment], out: str | Path, settings: PrepareSettings 
     bar = tqdm(total=sum(len(j.segments) for j in todo), desc="prepare", unit="segment", disable=not progress)
     if todo:
         log.info("%d of %d shards to do (%d segments)", len(todo), len(jobs), bar.total)
-    if engine == "ray" and todo:
-        from .ray_engine import run_on_ray
+    with ExitStack() as stack:
+        if engine == "ray" and todo:
+            from .ray_engine import ray_session, run_on_ray
 
-        finished = run_on_ray(process_shard, todo, settings, out, 1, address=address, cpus=workers,
-                              gpus_per_task=gpus_per_task)
-    else:
-        finished = run_locally(todo, settings, out, workers)
-    for job in finished:
-        bar.update(len(job.segments))
+            stack.enter_context(ray_session(address, workers))
+            finished = run_on_ray(process_shard, todo, settings, out, 1, gpus_per_task=gpus_per_task)
+        else:
+            finished = run_locally(todo, settings, out, workers)
+        for job, _ in finished:
+            bar.update(len(job.segments))
     bar.close()
     for job in todo:  # what killed attempts left (every writer of these shards has finished)
         for stale in (out / "shards").glob(f".{job.name}.*.tmp"):
@@ -207,21 +209,20 @@ def prepare(segments: list[Segment], out: str | Path, settings: PrepareSettings 
     return summarize(out, jobs, shard_id, time.perf_counter() - start)
 
 
-def run_locally(jobs: list[ShardJob], settings: PrepareSettings, out: Path, workers: int) -> Iterator[ShardJob]:
+def run_locally(jobs: list[ShardJob], settings: PrepareSettings, out: Path, workers: int,
+                ) -> Iterator[tuple[ShardJob, dict]]:
     """Every job's shard, in this process (one worker) or in a pool of `workers` processes; yields each
-    job as its shard is written."""
+    job and its stats as its shard is written."""
     workers = max(1, min(workers, len(jobs)))
     if workers == 1:
         for job in jobs:
-            process_shard(job, settings, out)
-            yield job
+            yield job, process_shard(job, settings, out)
         return
     context = multiprocessing.get_context("spawn")  # safe with torch and CUDA in the parent
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         futures = {pool.submit(process_shard, job, settings, out, 1): job for job in jobs}
         for future in as_completed(futures):
-            future.result()
-            yield futures[future]
+            yield futures[future], future.result()
 
 
 def summarize(out: Path, jobs: list[ShardJob], shard_id: int, wall: float) -> dict:

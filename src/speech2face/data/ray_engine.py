@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from types import ModuleType
 from typing import Any, Protocol, TypeVar
 
@@ -33,45 +34,60 @@ class Named(Protocol):
 
 
 JobT = TypeVar("JobT", bound=Named)
+ResultT = TypeVar("ResultT")
 
 
-def run_on_ray(work: Callable[..., Any], jobs: Sequence[JobT], *arguments: Any, address: str | None = None,
-               cpus: int | None = None, gpus_per_task: float | None = 0.0) -> Iterator[JobT]:
-    """Run `work(job, *arguments)` for every job as a Ray task (prepare: `process_shard(job, settings, out,
-    threads=1)`); yields each job as its task finishes. Joins the Ray instance already started in this
-    process, else the cluster at `address` ('auto': the one this node belongs to), else starts a local
-    instance with `cpus` CPUs. `gpus_per_task` None: DEFAULT_GPUS_PER_TASK where the cluster has GPUs, else
-    none. DataError, after every other job is done, if some job failed even after its retries (a rerun
-    resumes them)."""
+@contextmanager
+def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator[ModuleType]:
+    """Ray, running: the instance already started in this process, else the cluster at `address` ('auto':
+    the one this node belongs to; HOST:PORT; ray://HOST:10001), else a new local instance with `cpus`
+    CPUs (shut down on leaving)."""
     ray = _import_ray()
     started_here = not ray.is_initialized()
     if started_here:
         _start(ray, address, cpus)
     try:
-        if gpus_per_task is None:
-            gpus_per_task = DEFAULT_GPUS_PER_TASK if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-            log.info("%s of a GPU per task", gpus_per_task)
-        task = ray.remote(work).options(num_cpus=1, num_gpus=gpus_per_task, max_retries=RETRIES,
-                                        retry_exceptions=False, name=work.__name__)
-        pending = {task.remote(job, *arguments): job for job in jobs}
-        failed: list[str] = []
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            job = pending.pop(ready[0])
-            try:
-                ray.get(ready[0])
-            except ray.exceptions.RayError as error:
-                cause = str(error).strip().splitlines()
-                failed.append(f"{job.name} ({cause[-1] if cause else type(error).__name__})")
-                log.error("%s failed on Ray: %s", job.name, error)
-                continue
-            yield job
+        yield ray
     finally:
         if started_here:
             ray.shutdown()
+
+
+def run_on_ray(work: Callable[..., ResultT], jobs: Sequence[JobT], *arguments: Any,
+               gpus_per_task: float | None = 0.0) -> Iterator[tuple[JobT, ResultT]]:
+    """Run `work(job, *arguments)` for every job as a Ray task of one CPU, inside a `ray_session` (prepare:
+    `process_shard(job, settings, out, threads=1)`; download: `fetch_video(job, out, settings, turns)`);
+    yields (job, its result) as each task finishes. `gpus_per_task` None: DEFAULT_GPUS_PER_TASK where the
+    cluster has GPUs, else none. DataError, after every other job is done, if some job failed even after
+    its retries (a rerun resumes them)."""
+    ray = _import_ray()
+    if gpus_per_task is None:
+        gpus_per_task = DEFAULT_GPUS_PER_TASK if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+        log.info("%s of a GPU per task", gpus_per_task)
+    task = ray.remote(work).options(num_cpus=1, num_gpus=gpus_per_task, max_retries=RETRIES,
+                                    retry_exceptions=False, name=work.__name__)
+    pending = {task.remote(job, *arguments): job for job in jobs}
+    failed: list[str] = []
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        job = pending.pop(ready[0])
+        try:
+            result = ray.get(ready[0])
+        except ray.exceptions.RayError as error:
+            cause = str(error).strip().splitlines()
+            failed.append(f"{job.name} ({cause[-1] if cause else type(error).__name__})")
+            log.error("%s failed on Ray: %s", job.name, error)
+            continue
+        yield job, result
     if failed:
         raise DataError(f"{len(failed)} task(s) failed on Ray: {'; '.join(failed)[:400]} (a task whose worker "
                         f"dies is retried {RETRIES} times; run the same command again to redo the rest)")
+
+
+def ray_actor(cls: type, *arguments: Any) -> Any:
+    """An instance of `cls` living in its own Ray process, shared by every task it is passed to (calls on it
+    return object refs: `ray.get(actor.method.remote(...))`); inside a `ray_session`."""
+    return _import_ray().remote(cls).options(num_cpus=0).remote(*arguments)
 
 
 def _import_ray() -> ModuleType:

@@ -1,5 +1,6 @@
-"""`prepare --engine ray` on a local Ray instance of 2 CPUs: the same shards as the local engine (names,
-sample keys, splits, contents), and a worker killed mid-shard retried with nothing lost or duplicated."""
+"""The Ray engine on a local Ray instance of 2 CPUs. `prepare --engine ray`: the same shards as the local
+engine (names, sample keys, splits, contents), and a worker killed mid-shard retried with nothing lost or
+duplicated. `download --engine ray`: the same files as the threads, the hosts' turns shared by the tasks."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import TALK
 from speech2face.cli import main
 from speech2face.data import PrepareSettings, manifests, prepare
+from speech2face.data.download import DownloadSettings, download
 from speech2face.synth import SPEAKER_PATTERN
 from test_prepare import samples_of
 
@@ -126,3 +129,26 @@ def test_cli_engine_options(local_ray: None, prepared: Path, tmp_path: Path,
     with pytest.raises(SystemExit, match="2"):
         main([*base, "--engine", "spark"])
     assert "invalid choice: 'spark'" in capsys.readouterr().err
+
+
+def test_download_on_ray_writes_what_the_threads_write_and_shares_the_turns(
+        local_ray: None, site: tuple[str, object, Path], tmp_path: Path) -> None:
+    template, _, _ = site
+    csv_path = tmp_path / "avspeech.csv"
+    csv_path.write_text(f"{TALK},1.0,4.0,0.5,0.5\n{TALK},12.0,15.0,0.5,0.5\nsyn00000_00,0.5,2.5,0.5,0.5\n"
+                        "syn00000_01,0.5,3.0,0.5,0.5\nnot_there,0,2,0.5,0.5\n")
+    settings = DownloadSettings(url_template=template, sleep=0.4, retries=0)
+    threads = download(csv_path, tmp_path / "threads", settings, progress=False)
+    began = time.monotonic()
+    on_ray = download(csv_path, tmp_path / "ray", settings, progress=False, engine="ray")
+    elapsed = time.monotonic() - began
+    assert on_ray == threads and on_ray["files"] == 4 and on_ray["failed"] == 1
+    names = sorted(p.name for p in (tmp_path / "threads").glob("*.mp4"))
+    assert names == sorted(p.name for p in (tmp_path / "ray").glob("*.mp4"))
+    for name in names:
+        assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "threads" / name).read_bytes()
+    # every video takes two turns on the one host (look-up, then fetch), 0.4 s apart whichever task asks:
+    # 4 videos (and the missing one's look-up) cannot finish in under 8 turns
+    assert elapsed > 8 * 0.4
+    failure = json.loads((tmp_path / "ray" / "download_failures.jsonl").read_text())
+    assert failure["ytid"] == "not_there" and "404" in failure["reason"]
