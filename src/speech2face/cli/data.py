@@ -6,8 +6,8 @@ import argparse
 import time
 
 from ..data.download import DownloadSettings
-from ..data.prepare import ENGINES, PrepareSettings
-from ..data.ray_engine import DEFAULT_GPUS_PER_TASK
+from ..data.prepare import PrepareSettings
+from ..data.ray_engine import DEFAULT_GPUS_PER_TASK, ENGINES
 from ..errors import DataError
 from ..synth.world import VOICES, WorldSettings
 from .common import add_quiet, setting, settings_from

@@ -3,16 +3,16 @@
 AVSpeech segments last 3-10 s in videos that run for minutes, so by default only the SECTIONS are fetched:
 each segment widened by `margin` seconds on both sides, overlapping or touching ones of a video merged,
 each section cut by ffmpeg (through yt-dlp's download ranges: a seek with HTTP range requests and a stream
-copy, no re-encoding) into `<ytid>+<start ms>-<end ms>.<ext>`. In that file time 0 is the section's start
-(ffmpeg writes an edit list): the audio is sample-exact and the frames within one frame of the whole video's
-(measured in tests/test_download.py). `manifests.read_avspeech` maps each CSV row to the section that holds
-it. `whole_videos=True` fetches `<ytid>.<ext>` instead, as before.
+copy, no re-encoding) into `<ytid>+<start ms>-<end ms>.<ext>`. In that file time 0 is the section's start up
+to a packet: the audio is the whole video's shifted by 0-144 ms and the frames are the whole video's or their
+neighbours (measured in tests/test_download.py; the margin keeps the segment inside). `manifests.read_avspeech`
+maps each CSV row to the section that holds it. `whole_videos=True` fetches `<ytid>.<ext>` instead.
 
 Parallel and polite: `workers` threads fetch different videos (or, with `engine='ray'`, a Ray task per video
 anywhere in a cluster); every request to one host waits for the host's turn (`sleep` seconds between
 requests, all workers together: one HostLimiter, in a Ray actor on a cluster) and `rate_limit` caps the
-host's average bandwidth across workers. Resumable: a file already in the folder (complete: yt-dlp writes `.part`
-files first and renames them) is not fetched again. Every failure is appended to `download_failures.jsonl`
+host's average bandwidth across workers. Resumable: a file already in the folder (complete: yt-dlp writes
+`.part` files first and renames them) is not fetched again. Every failure is appended to `download_failures.jsonl`
 (ytid, url, reason, the sections still missing, time) and the run goes on; a rerun tries them again.
 """
 
@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from ..errors import DataError
 from .manifests import VIDEO_SUFFIXES, section_stem
+from .ray_engine import check_engine, ray_actor, ray_session, run_on_ray
 
 YOUTUBE = "https://www.youtube.com/watch?v={ytid}"
 FAILURES = "download_failures.jsonl"
@@ -210,8 +211,7 @@ def download(csv_path: str | Path, out: str | Path, settings: DownloadSettings |
         raise DataError("yt-dlp is not installed: pip install 'speech2face[download]'") from error
     settings = settings or DownloadSettings()
     settings.check()
-    if engine not in ("local", "ray"):
-        raise DataError(f"engine must be local or ray, got {engine!r}")
+    check_engine(engine)
     if not settings.whole_videos and shutil.which("ffmpeg") is None:
         raise DataError("cutting sections needs ffmpeg on the PATH (apt-get install ffmpeg), or use --whole-videos")
     out = Path(out)
@@ -220,8 +220,6 @@ def download(csv_path: str | Path, out: str | Path, settings: DownloadSettings |
     counts = {"downloaded": 0, "skipped": 0, "failed": 0, "files": 0, "bytes": 0}
     with ExitStack() as stack, (out / FAILURES).open("a") as failures:
         if engine == "ray" and jobs:
-            from .ray_engine import ray_actor, ray_session, run_on_ray
-
             stack.enter_context(ray_session(address, settings.workers))
             turns = SharedTurns(ray_actor(HostLimiter, settings.sleep, parse_rate(settings.rate_limit)))
             results = (fetched for _, fetched in run_on_ray(fetch_video, jobs, out, settings, turns))

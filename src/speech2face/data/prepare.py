@@ -34,6 +34,7 @@ from ..activity import SpeechDetector
 from ..errors import DataError, Speech2FaceError
 from ..files import PREPARE_HEADER, atomic_write, claim_folder, write_json
 from .manifests import Segment
+from .ray_engine import check_engine, ray_session, run_on_ray
 from .segment import SegmentFailure, failure_record, process_segment
 from .shards import Sample, write_shard
 
@@ -41,7 +42,6 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
-ENGINES = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -171,8 +171,7 @@ def prepare(segments: list[Segment], out: str | Path, settings: PrepareSettings 
     None: a share of a GPU where the cluster has GPUs); the same shards."""
     settings = settings or PrepareSettings()
     settings.check()
-    if engine not in ENGINES:
-        raise DataError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    check_engine(engine)
     if (gpus_per_task is not None and gpus_per_task < 0) or workers < 1:
         raise DataError("--workers must be at least 1 and --gpus-per-task not negative")
     out = Path(out)
@@ -194,8 +193,6 @@ def prepare(segments: list[Segment], out: str | Path, settings: PrepareSettings 
         log.info("%d of %d shards to do (%d segments)", len(todo), len(jobs), bar.total)
     with ExitStack() as stack:
         if engine == "ray" and todo:
-            from .ray_engine import ray_session, run_on_ray
-
             stack.enter_context(ray_session(address, workers))
             finished = run_on_ray(process_shard, todo, settings, out, 1, gpus_per_task=gpus_per_task)
         else:

@@ -23,6 +23,7 @@ from ..errors import DataError
 
 log = logging.getLogger(__name__)
 
+ENGINES = ("local", "ray")  # where prepare and download run: this machine, or a Ray cluster
 RETRIES = 3  # attempts after the first, for a task whose worker process died
 DEFAULT_GPUS_PER_TASK = 0.25  # with a CUDA device: four shard tasks share a GPU (the encoder needs little)
 CONNECT_SECONDS = 5.0
@@ -35,6 +36,11 @@ class Named(Protocol):
 
 JobT = TypeVar("JobT", bound=Named)
 ResultT = TypeVar("ResultT")
+
+
+def check_engine(engine: str) -> None:
+    if engine not in ENGINES:
+        raise DataError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
 
 
 @contextmanager
