@@ -58,8 +58,9 @@ def test_read_frames_returns_the_frames_a_full_decode_shows(name: str, tmp_path:
 
 def test_face_search_goes_coarse_to_fine_and_follows_the_previous_face(photos: dict[str, np.ndarray],
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """A real portrait placed in a 720p frame: the cheap searches find the face the full search finds,
-    the tracked one in a small region; a wrong hint or a small face falls through to the wider searches."""
+    """A real portrait placed in a 720p frame: the cheap searches (around the point, around the previous
+    face, the coarse pass) find the face the full search finds; a wrong hint or a small face falls through
+    to the wider searches."""
     import cv2
 
     from speech2face import faces
@@ -80,7 +81,10 @@ def test_face_search_goes_coarse_to_fine_and_follows_the_previous_face(photos: d
     full = detect(frame)[0]
     near = (full.center[0] / 1280, full.center[1] / 720)
     coarse = candidate_faces(frame, near)
-    assert sizes == [640] and iou(coarse[0], full) > 0.7  # the coarse pass sufficed
+    # the square around the point (0.6 x 720 px at the coarse pass's half scale) sufficed
+    assert sizes == [216] and iou(coarse[0], full) > 0.7
+    sizes.clear()
+    assert iou(candidate_faces(frame, None)[0], full) > 0.7 and sizes == [640]  # no point: the coarse pass
     sizes.clear()
     tracked = candidate_faces(frame, near, hint=coarse[0])
     assert len(sizes) == 1 and sizes[0] < 400 and iou(tracked[0], full) > 0.7  # a small region sufficed
@@ -92,4 +96,4 @@ def test_face_search_goes_coarse_to_fine_and_follows_the_previous_face(photos: d
     small[240:480, 520:760] = cv2.resize(photos["obama"], (240, 240), interpolation=cv2.INTER_AREA)
     sizes.clear()
     found = candidate_faces(small, (640 / 1280, 360 / 720))
-    assert found and sizes == [640, 1280] and 60 < found[0].width < 160, (found, sizes)
+    assert found and sizes == [216, 640, 1280] and 60 < found[0].width < 160, (found, sizes)

@@ -13,11 +13,13 @@ A sampled frame is GOOD when
 Detection is coarse to fine, for speed on HD video, and stops at the first search that finds a usable face
 (for the rule above: one holding the point; without a point, any): with a point, first the region around
 the face of the segment's previous good frame (TRACK_MARGIN face sizes on each side, scaled so that face
-is TRACK_FACE_SIDE px: a talking head moves little between sampled frames); then the frame downscaled to
+is TRACK_FACE_SIDE px: a talking head moves little between sampled frames), or for a segment's first
+frame a square of POINT_REGION frame heights around the point at the coarse scale; then the frame downscaled to
 COARSE_SIDE px without upsampling (faces of >= 80 px there: 22 % of a 360p or 720p frame's height, most
 talking heads, at a quarter of the cost or less); last the full search (small frames upsampled: faces down
-to ~40 px). A face that only the wider searches would see (a second face beyond the tracked region) does
-not make the frame ambiguous. Landmarks and the crop always come from the full-resolution frame.
+to ~40 px). A face that only the wider searches would see does
+not make the frame ambiguous (a second face beyond the region searched). Landmarks and the crop always
+come from the full-resolution frame.
 The segment keeps the crop and landmarks of its most frontal good frame, and as its face FEATURE the
 mean of the encoder's features over all good frames: the teacher target then varies less with the
 expression and pose of one frame (the voice carries neither).
@@ -40,7 +42,9 @@ MAX_YAW = 0.2
 CROP_SIZE = 224
 COARSE_SIDE = 640  # px: the longest side of the frame in the coarse detection pass
 TRACK_MARGIN = 1.0  # face sizes searched on each side of the previous frame's face
-TRACK_FACE_SIDE = 100  # px: that face's size in the scaled region (HOG's window is 80 px)
+TRACK_FACE_SIDE = 100  # px: that face's size in the scaled region
+POINT_REGION = 0.6  # frame heights: the side of the square searched around the point before the whole frame
+HOG_WINDOW = 80  # px: the smallest face dlib's detectors find without upsampling
 
 
 @dataclass(frozen=True)
@@ -65,12 +69,14 @@ def candidate_faces(image: np.ndarray, near: tuple[float, float] | None, detecto
                     hint: faces.FaceBox | None = None) -> list[faces.FaceBox]:
     """The confident faces the rule chooses among, largest first, from the first search that finds a usable
     one (the largest without a point, else the nearest the point when its widened box holds the point):
-    around `hint` (the face of the segment's previous good frame; with a point only), then the coarse
-    pass, else the full detection."""
+    with a point, around `hint` (the face of the segment's previous good frame) or else around the point;
+    then the coarse pass; else the full detection."""
     size = (image.shape[1], image.shape[0])
+    coarse = min(1.0, COARSE_SIDE / max(size))
     searches = [lambda: faces.detect(image, detector=detector, upsample=0, max_side=COARSE_SIDE)]  # type: ignore[arg-type]
-    if hint is not None and near is not None:
-        searches.insert(0, lambda: _detect_around(image, hint, detector))
+    if near is not None:
+        searches.insert(0, lambda: _detect_around(image, hint, detector) if hint is not None else
+                        _detect_near(image, near, coarse, detector))
     for search in searches:
         boxes = _confident(search())
         if boxes and (near is None or holds_point(faces.pick(boxes, near, size), near, size)):  # type: ignore[arg-type]
@@ -80,20 +86,39 @@ def candidate_faces(image: np.ndarray, near: tuple[float, float] | None, detecto
 
 def _detect_around(image: np.ndarray, box: faces.FaceBox, detector: str) -> list[faces.FaceBox]:
     """Faces in the region TRACK_MARGIN face sizes around `box`, scaled so that a face of the box's size
-    is TRACK_FACE_SIDE px (HOG's 80 px window finds it there at a few pyramid levels), in frame pixels."""
+    is TRACK_FACE_SIDE px (HOG's 80 px window finds it there at a few pyramid levels)."""
+    side = max(box.width, box.height, 1.0)
+    return _detect_in(image, (box.x0 - TRACK_MARGIN * side, box.y0 - TRACK_MARGIN * side,
+                              box.x1 + TRACK_MARGIN * side, box.y1 + TRACK_MARGIN * side), TRACK_FACE_SIDE / side,
+                      detector)
+
+
+def _detect_near(image: np.ndarray, near: tuple[float, float], scale: float, detector: str) -> list[faces.FaceBox]:
+    """Faces in a square of POINT_REGION frame heights centred on the point, at the coarse pass's scale
+    (AVSpeech's point is the speaker's face centre: a face up to about that size is inside)."""
+    height, width = image.shape[:2]
+    half = POINT_REGION * height / 2
+    x, y = near[0] * width, near[1] * height
+    return _detect_in(image, (x - half, y - half, x + half, y + half), scale, detector)
+
+
+def _detect_in(image: np.ndarray, region: tuple[float, float, float, float], scale: float,
+               detector: str) -> list[faces.FaceBox]:
+    """Faces in a region (x0, y0, x1, y1) of the frame (clipped to it), detected at `scale` without
+    upsampling; boxes in frame pixels. None when the scaled region is smaller than HOG's window."""
     import cv2
 
-    side = max(box.width, box.height, 1.0)
     height, width = image.shape[:2]
-    x0, y0 = max(0, int(box.x0 - TRACK_MARGIN * side)), max(0, int(box.y0 - TRACK_MARGIN * side))
-    x1, y1 = min(width, int(box.x1 + TRACK_MARGIN * side) + 1), min(height, int(box.y1 + TRACK_MARGIN * side) + 1)
-    scale = TRACK_FACE_SIDE / side
+    x0, y0 = max(0, int(region[0])), max(0, int(region[1]))
+    x1, y1 = min(width, int(region[2]) + 1), min(height, int(region[3]) + 1)
     region_width, region_height = round((x1 - x0) * scale), round((y1 - y0) * scale)
-    if min(region_width, region_height) < TRACK_FACE_SIDE:
+    if min(region_width, region_height) < HOG_WINDOW:
         return []
-    region = cv2.resize(image[y0:y1, x0:x1], (region_width, region_height),
-                        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    found = faces.detect(region, detector=detector, upsample=0, max_side=max(region.shape))  # type: ignore[arg-type]
+    crop = image[y0:y1, x0:x1]
+    if scale != 1.0:
+        crop = cv2.resize(crop, (region_width, region_height),
+                          interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    found = faces.detect(crop, detector=detector, upsample=0, max_side=max(crop.shape))  # type: ignore[arg-type]
     return [faces.FaceBox(f.x0 / scale + x0, f.y0 / scale + y0, f.x1 / scale + x0, f.y1 / scale + y0, f.score)
             for f in found]
 
