@@ -3,7 +3,7 @@
 align, embed, write), against real time (1x). Target: >= 20x real time per core with HOG at the default
 frame sampling (3 frames per 6 s window).
 
-    python benchmarks/prepare.py [--identities 8] [--clips 2] [--frames 3] [--heights 256 360 720] [--keyint 50]
+    python benchmarks/prepare.py [--identities 24] [--clips 2] [--frames 3] [--heights 256 360 720] [--keyint 50]
 
 Heights other than the world's 256 px are the same clips re-encoded (H.264, 25 fps, AAC copied) to 16:9
 frames of that height, the face scaled with the frame and centred in it, as real downloads are, with a
@@ -37,7 +37,7 @@ from speech2face.synth import SPEAKER_PATTERN, WorldSettings, make_world
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--identities", type=int, default=8)
+    parser.add_argument("--identities", type=int, default=24)
     parser.add_argument("--clips", type=int, default=2)
     parser.add_argument("--frames", type=int, default=3)
     parser.add_argument("--heights", type=int, nargs="+", default=[256], help="frame heights to measure")
