@@ -11,15 +11,14 @@ A sampled frame is GOOD when
      tip from the midpoint of the eyes, in eye distances, measured along the eye line (0 for a frontal
      face, about +-0.35 at 30 degrees of yaw).
 Detection is coarse to fine, for speed on HD video, and stops at the first search that finds a usable face
-(for the rule above: one holding the point; without a point, any): with a point, first the region around
-the face of the segment's previous good frame (TRACK_MARGIN face sizes on each side, scaled so that face
-is TRACK_FACE_SIDE px: a talking head moves little between sampled frames), or for a segment's first
-frame a square of POINT_REGION frame heights around the point at the coarse scale; then the frame downscaled to
-COARSE_SIDE px without upsampling (faces of >= 80 px there: 22 % of a 360p or 720p frame's height, most
-talking heads, at a quarter of the cost or less); last the full search (small frames upsampled: faces down
-to ~40 px). A face that only the wider searches would see does
-not make the frame ambiguous (a second face beyond the region searched). Landmarks and the crop always
-come from the full-resolution frame.
+(for the rule above: one holding the point; without a point, any). With a point, first: for a segment's
+later frames the region around the face of its previous good frame (TRACK_MARGIN face sizes on each side,
+scaled so that face is TRACK_FACE_SIDE px: a talking head moves little between sampled frames), for its
+first frame a square of POINT_REGION frame heights around the point at the coarse scale. Then the frame
+downscaled to COARSE_SIDE px without upsampling (faces of >= 80 px there: 22 % of a 360p or 720p frame's
+height, most talking heads, at a quarter of the cost or less). Last the full search (small frames
+upsampled: faces down to ~40 px). A second face beyond the region of the search that succeeded does not
+make the frame ambiguous. Landmarks and the crop always come from the full-resolution frame.
 The segment keeps the crop and landmarks of its most frontal good frame, and as its face FEATURE the
 mean of the encoder's features over all good frames: the teacher target then varies less with the
 expression and pose of one frame (the voice carries neither).
