@@ -17,6 +17,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """--model and --device: which model a verb runs and where (predict, examples, serve)."""
+    parser.add_argument("--model", default="demo", help="a model folder, a training run, or a registered name "
+                                                         "(s2f models; default demo: SYNTHETIC)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA if present)")
+
+
 def predict(args: argparse.Namespace) -> int:
     from ..gallery import Gallery
     from ..pipeline import Speech2Face, predict_files
@@ -58,8 +65,7 @@ def register_predict(verbs: argparse._SubParsersAction) -> None:
         epilog="examples: s2f predict voice.wav interview.mp4 --model demo -o faces; "
                "s2f predict interview.mp4 --speakers 2 (two people, however alike they sound)")
     parser.add_argument("inputs", nargs="+", metavar="AUDIO", help="audio or video files")
-    parser.add_argument("--model", default="demo", help="a model folder, a training run, or a registered name "
-                                                         "(s2f models; default demo: SYNTHETIC)")
+    add_model_options(parser)
     parser.add_argument("-o", "--output", default="faces", help="output folder (default faces)")
     parser.add_argument("--gallery", help="a s2f prepare folder: also write the nearest real faces "
                                           "(NAME.nearest.png, and their speakers in the JSON)")
@@ -70,7 +76,6 @@ def register_predict(verbs: argparse._SubParsersAction) -> None:
     who.add_argument("--one-speaker", action="store_true",
                      help="read each recording as one voice (one face, from all of it)")
     parser.add_argument("--batch-size", type=int, default=16, help="recordings per forward pass (default 16)")
-    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA if present)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(handler=predict)
 
@@ -120,10 +125,9 @@ def register_examples(verbs: argparse._SubParsersAction) -> None:
                     "real age and sex judge about each face, and write OUT/index.html. Silence and music must be "
                     "refused; the exit code is 1 if any example was answered otherwise. `make demo` runs this.",
         epilog="example: s2f examples -o demo-faces")
-    parser.add_argument("--model", default="demo", help="a model folder, a run, or a registered name (default demo)")
+    add_model_options(parser)
     parser.add_argument("-o", "--output", default="demo-faces", help="output folder (default demo-faces)")
     parser.add_argument("--seed", type=int, default=0, help="which recordings (default 0)")
-    parser.add_argument("--device", help="cpu, cuda ... (default: CUDA if present)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(handler=examples)
 
@@ -145,7 +149,7 @@ def register_serve(verbs: argparse._SubParsersAction) -> None:
                     "are refused, recordings over --max-seconds and non-audio get a one-line message, and each "
                     "upload is deleted once answered. Needs the [demo] extra (gradio).",
         epilog="example: s2f serve --model demo --port 7860")
-    parser.add_argument("--model", default="demo", help="a model folder, a run, or a registered name (default demo)")
+    add_model_options(parser)
     parser.add_argument("--host", default=web.DEFAULT_HOST,
                         help=f"address to bind (default {web.DEFAULT_HOST}: this machine only)")
     parser.add_argument("--port", type=int, default=web.DEFAULT_PORT, help=f"port (default {web.DEFAULT_PORT})")
@@ -156,7 +160,6 @@ def register_serve(verbs: argparse._SubParsersAction) -> None:
                         help=f"longest recording in seconds (default {web.MAX_SECONDS:g})")
     parser.add_argument("--concurrency", type=int, default=web.CONCURRENCY,
                         help=f"requests computed at once (default {web.CONCURRENCY})")
-    parser.add_argument("--device", help="cpu, cuda ... (default: CUDA if present)")
     parser.set_defaults(handler=serve)
 
 
