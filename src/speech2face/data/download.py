@@ -188,12 +188,11 @@ class VideoJob:
 
 @dataclass(frozen=True)
 class Fetched:
-    """What one video's fetch did: files written, already there, the bytes written, and why it failed."""
+    """What one video's fetch did: files written, the bytes written, and why it failed."""
 
     ytid: str
     url: str
     written: int = 0
-    skipped: int = 0
     size: int = 0
     reason: str | None = None
     missing: tuple[Span, ...] = ()
@@ -267,7 +266,7 @@ def fetch_video(job: VideoJob, out: Path, settings: DownloadSettings, limiter: H
     names = [ytid] if settings.whole_videos else [section_stem(ytid, *span) for span in wanted]
     todo = [index for index, name in enumerate(names) if finished_file(out, name) is None]
     if not todo:
-        return Fetched(ytid, url, skipped=len(names))
+        return Fetched(ytid, url)
     host = urllib.parse.urlsplit(url).netloc
     options = _options(out, settings, [wanted[i] for i in todo], [names[i] for i in todo])
     limiter.wait(host)
@@ -291,7 +290,7 @@ def fetch_video(job: VideoJob, out: Path, settings: DownloadSettings, limiter: H
     missing = tuple(wanted[i] for i in todo if i not in done and not settings.whole_videos)
     if reason is None and len(done) < len(todo):  # yt-dlp said nothing, yet a file is not there
         reason = "no file was written"
-    return Fetched(ytid, url, written=len(done), skipped=len(names) - len(todo), size=size,
+    return Fetched(ytid, url, written=len(done), size=size,
                    reason=reason, missing=missing)
 
 

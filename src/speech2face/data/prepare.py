@@ -179,8 +179,7 @@ def prepare(segments: list[Segment], out: str | Path, settings: PrepareSettings 
               "segments": len(segments), "manifest": manifest_digest(segments), "synthetic": synthetic}
     claim_folder(out, PREPARE_HEADER, header, "prepared shards", _ours)
     (out / "shards").mkdir(parents=True, exist_ok=True)
-    for stale in (out / "shards").glob(f".*-{shard_id:03d}-*.tmp"):  # this node's leftovers of a killed run
-        stale.unlink(missing_ok=True)
+    remove_temp_files(out, shard_id)  # this node's leftovers of a killed run
     speakers = sorted({s.speaker for s in segments if s.error is None})
     splits = {speaker: split_of(speaker, settings.val, settings.test, settings.split_seed) for speaker in speakers}
     write_json(out / "splits.json", {"val": settings.val, "test": settings.test, "seed": settings.split_seed,
@@ -200,10 +199,14 @@ def prepare(segments: list[Segment], out: str | Path, settings: PrepareSettings 
         for job, _ in finished:
             bar.update(len(job.segments))
     bar.close()
-    for job in todo:  # what killed attempts left (every writer of these shards has finished)
-        for stale in (out / "shards").glob(f".{job.name}.*.tmp"):
-            stale.unlink(missing_ok=True)
+    remove_temp_files(out, shard_id)  # what killed Ray attempts left (every writer of them has finished)
     return summarize(out, jobs, shard_id, time.perf_counter() - start)
+
+
+def remove_temp_files(out: Path, shard_id: int) -> None:
+    """The temporary files of this node's shards (other nodes sharing `out` have other shard ids)."""
+    for stale in (out / "shards").glob(f".*-{shard_id:03d}-*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 def run_locally(jobs: list[ShardJob], settings: PrepareSettings, out: Path, workers: int,
