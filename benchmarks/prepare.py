@@ -30,8 +30,8 @@ from speech2face.data import PrepareSettings, manifests
 from speech2face.data.choose import candidate_faces, frame_face
 from speech2face.data.media import encode_flac, read_frames
 from speech2face.data.prepare import ShardJob, make_encoder, process_shard
-from speech2face.data.segment import _frame_times, _jpeg, windows
-from speech2face.data.shards import Sample, write_shard
+from speech2face.data.segment import _frame_times, windows
+from speech2face.data.shards import Sample, jpeg_bytes, write_shard
 from speech2face.synth import SPEAKER_PATTERN, WorldSettings, make_world
 
 
@@ -109,7 +109,7 @@ def measure(segments: list, settings: PrepareSettings, folder: Path, height: int
         with stage("embed (dlib-torch)"):
             encoder.embed(crops)
         with stage("write: flac + jpeg"):
-            sample = Sample(segment.key, encode_flac(wave), _jpeg(crop.image, 95), crop.landmarks,
+            sample = Sample(segment.key, encode_flac(wave), jpeg_bytes(crop.image, 95), crop.landmarks,
                             np.zeros(128, np.float32), {})
         with stage("write: tar"):
             write_shard(folder / "one.tar", [sample])

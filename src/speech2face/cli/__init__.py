@@ -2,7 +2,7 @@
 
     data.py        synth, prepare, download
     training.py    train-decoder, train
-    evaluation.py  evaluate, demo
+    evaluation.py  evaluate, evaluate-decoder, demo
     inference.py   predict, serve, models, export, info
 
 Every verb has --help; bad input, and a path the system refuses (missing, unreadable, unwritable, a full disk),
@@ -25,6 +25,7 @@ from .common import EXIT_USER_ERROR
 Handler = Callable[[argparse.Namespace], int]
 VERBS = (inference.register_info, data.register_synth, data.register_prepare, data.register_download,
          training.register_train_decoder, training.register_train, evaluation.register_evaluate,
+         evaluation.register_evaluate_decoder,
          inference.register_predict, inference.register_examples, inference.register_models, inference.register_serve,
          inference.register_export,
          evaluation.register_demo)

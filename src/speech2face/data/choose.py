@@ -154,11 +154,17 @@ def frame_face(image: np.ndarray, time: float, near: tuple[float, float] | None,
             if other is not box and np.hypot(other.center[0] - px, other.center[1] - py) <= \
                     AMBIGUOUS_RATIO * chosen + 0.1 * box.width:
                 return "ambiguous-face"
+    return face_from_box(image, box, time)
+
+
+def face_from_box(image: np.ndarray, box: faces.FaceBox, time: float, max_yaw: float = MAX_YAW) -> FrameFace | str:
+    """The face in `box` if it is big enough and frontal (rules 4 and 5; |yaw| <= `max_yaw`), with its landmarks
+    and crop; else 'face-too-small' or 'not-frontal'. Frames and photos alike."""
     points = faces.landmarks(image, box)
     right, left = points[RIGHT_EYE].mean(axis=0), points[LEFT_EYE].mean(axis=0)
     if np.linalg.norm(left - right) < MIN_EYE_DISTANCE:
         return "face-too-small"
     yaw = yaw_proxy(points)
-    if abs(yaw) > MAX_YAW:
+    if abs(yaw) > max_yaw:
         return "not-frontal"
     return FrameFace(time, box, points, yaw, faces.align(image, points, size=CROP_SIZE))

@@ -221,7 +221,7 @@ def read_sources(*, avspeech: str | Path | None = None, videos: str | Path | Non
     given = {"--avspeech": avspeech, "--voxceleb2": voxceleb2, "--folder": folder, "--pairs": pairs}
     if sum(value is not None for value in given.values()) != 1:
         raise DataError("give exactly one input: --avspeech CSV (with --videos DIR), --voxceleb2 DIR, "
-                        "--folder DIR or --pairs CSV")
+                        "--folder DIR, --pairs CSV or --images DIR|NAME")
     if avspeech is not None:
         if videos is None:
             raise DataError("--avspeech needs --videos DIR, the folder of downloaded videos")

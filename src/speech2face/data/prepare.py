@@ -34,6 +34,7 @@ from ..activity import SpeechDetector
 from ..errors import DataError, Speech2FaceError
 from ..files import PREPARE_HEADER, atomic_write, claim_folder, write_json
 from .manifests import Segment
+from .photos import Photo, judge_or_none, photo_failure, process_photos
 from .ray_engine import check_engine, ray_session, run_on_ray
 from .segment import SegmentFailure, failure_record, process_segment
 from .shards import Sample, write_shard
@@ -79,10 +80,11 @@ def node_of(key: str, num_shards: int) -> int:
 @dataclass(frozen=True)
 class ShardJob:
     name: str
-    segments: tuple[Segment, ...]
+    segments: tuple[Segment | Photo, ...]  # talking-face segments, or photos (prepare --images)
 
 
-def plan(segments: list[Segment], settings: PrepareSettings, shard_id: int = 0, num_shards: int = 1) -> list[ShardJob]:
+def plan(segments: list[Segment] | list[Photo], settings: PrepareSettings, shard_id: int = 0,
+         num_shards: int = 1) -> list[ShardJob]:
     """This node's shards: its segments by split, in manifest order, `shard_size` per shard."""
     if not 0 <= shard_id < num_shards:
         raise DataError(f"--shard-id must be in [0, {num_shards}), got {shard_id}")
@@ -123,11 +125,32 @@ def process_shard(job: ShardJob, settings: PrepareSettings, out: Path, threads: 
         torch.set_num_threads(threads)
     start_wall, start_cpu = time.perf_counter(), time.process_time()
     encoder = make_encoder(settings)
+    photos = [item for item in job.segments if isinstance(item, Photo)]
+    segments = [item for item in job.segments if isinstance(item, Segment)]
+    samples, failures, ok = _photo_samples(photos, settings, encoder) if photos else ([], [], 0)
+    if segments:
+        made, lost, good = _segment_samples(segments, settings, encoder)
+        samples, failures, ok = samples + made, failures + lost, ok + good
+    tar, failures_path, stats_path = shard_files(out, job.name)
+    write_shard(tar, samples)
+    atomic_write(failures_path, lambda t: t.write_text("".join(json.dumps(f) + "\n" for f in failures)))
+    stats = {"shard": job.name, "segments": len(job.segments), "segments_ok": ok, "samples": len(samples),
+             "photos": len(photos), "failed": dict(Counter(f["reason"] for f in failures)),
+             "speech_seconds": round(sum(s.meta.get("end", 0) - s.meta.get("start", 0) for s in samples), 3),
+             "wall_seconds": round(time.perf_counter() - start_wall, 3),
+             "cpu_seconds": round(time.process_time() - start_cpu, 3), "encoder": settings.encoder}
+    write_json(stats_path, stats)  # last: marks the shard done
+    return stats
+
+
+def _segment_samples(segments: list[Segment], settings: PrepareSettings, encoder: Any,
+                     ) -> tuple[list[Sample], list[dict], int]:
+    """The samples of talking-face segments, their failures, and how many segments gave a sample."""
     detector = SpeechDetector("cpu")
     samples: list[Sample] = []
     failures: list[dict] = []
     ok = 0
-    for segment in job.segments:
+    for segment in segments:
         try:
             made, lost = process_segment(segment, settings, encoder, detector)
             samples += made
@@ -137,29 +160,33 @@ def process_shard(job: ShardJob, settings: PrepareSettings, out: Path, threads: 
             failures.append(failure_record(segment, failure.reason, failure.detail))
         except Speech2FaceError as error:  # a model or data problem the checks above did not foresee
             failures.append(failure_record(segment, "error", str(error)))
-    tar, failures_path, stats_path = shard_files(out, job.name)
-    write_shard(tar, samples)
-    atomic_write(failures_path, lambda t: t.write_text("".join(json.dumps(f) + "\n" for f in failures)))
-    stats = {"shard": job.name, "segments": len(job.segments), "segments_ok": ok, "samples": len(samples),
-             "failed": dict(Counter(f["reason"] for f in failures)),
-             "speech_seconds": round(sum(s.meta["end"] - s.meta["start"] for s in samples), 3),
-             "wall_seconds": round(time.perf_counter() - start_wall, 3),
-             "cpu_seconds": round(time.process_time() - start_cpu, 3), "encoder": settings.encoder}
-    write_json(stats_path, stats)  # last: marks the shard done
-    return stats
+    return samples, failures, ok
+
+
+def _photo_samples(photos: list[Photo], settings: PrepareSettings, encoder: Any,
+                   ) -> tuple[list[Sample], list[dict], int]:
+    """The samples of face photos (one each) and the failures of the others."""
+    samples: list[Sample] = []
+    failures: list[dict] = []
+    for made in process_photos(photos, settings, encoder, judge_or_none()):
+        if isinstance(made, Sample):
+            samples.append(made)
+        else:
+            failures.append(photo_failure(*made))
+    return samples, failures, len(samples)
 
 
 # ---------------------------------------------------------------------------------------------------
 # a run
 
-def manifest_digest(segments: list[Segment]) -> str:
+def manifest_digest(segments: list[Segment] | list[Photo]) -> str:
     digest = hashlib.sha256()
     for segment in segments:
         digest.update(json.dumps(asdict(segment), sort_keys=True).encode())
     return digest.hexdigest()[:16]
 
 
-def prepare(segments: list[Segment], out: str | Path, settings: PrepareSettings | None = None, *,
+def prepare(segments: list[Segment] | list[Photo], out: str | Path, settings: PrepareSettings | None = None, *,
             workers: int = 1, shard_id: int = 0, num_shards: int = 1, progress: bool = True,
             synthetic: bool = False, engine: str = "local", address: str | None = None,
             gpus_per_task: float | None = 0.0) -> dict:

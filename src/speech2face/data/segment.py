@@ -16,7 +16,7 @@ from ..errors import AudioError, DataError
 from .choose import FrameFace, frame_face
 from .manifests import Segment
 from .media import encode_flac, media_duration, read_frames
-from .shards import Sample
+from .shards import Sample, jpeg_bytes
 
 WINDOW_SECONDS = 6.0
 MIN_LAST_WINDOW = 3.0  # a remainder shorter than this is dropped
@@ -191,19 +191,9 @@ def process_segment(segment: Segment, settings: FaceSampling, encoder: Any, dete
                 "face_box": [round(v, 1) for v in (best.box.x0, best.box.y0, best.box.x1, best.box.y1)],
                 "frame_time": round(best.time, 4), "frames_used": [round(f.time, 4) for f in found],
                 "encoder": encoder.name, "image": segment.image and Path(segment.image).name}
-        samples.append(Sample(key, encode_flac(audio), _jpeg(best.crop.image, settings.jpeg_quality),
+        samples.append(Sample(key, encode_flac(audio), jpeg_bytes(best.crop.image, settings.jpeg_quality),
                               best.crop.landmarks, feature.astype(np.float32), meta))
     return samples, failures
-
-
-def _jpeg(image: np.ndarray, quality: int) -> bytes:
-    import io
-
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()
 
 
 def failure_record(segment: Segment, reason: str, detail: str, key: str | None = None,

@@ -25,6 +25,7 @@ import torch
 
 from .. import audio
 from ..data.dataset import collate, samples_per_speaker, shard_paths
+from ..data.shards import sample_audio
 from ..devices import pick_device
 from ..errors import DataError, ModelError
 from ..files import PREPARE_HEADER, atomic_write, read_header, write_json
@@ -53,12 +54,15 @@ def held_out_paths(data: str | Path, purpose: str) -> list[Path]:
     return paths
 
 
-def held_out(data: str | Path, transform: Callable[[dict[str, Any]], dict[str, np.ndarray]], purpose: str, *,
-             per_speaker: int | None = None, limit: int | None = None, faces: bool = True) -> dict[str, Any]:
-    """Held-out samples in shard order through `transform` (damaged ones skipped), at most `per_speaker` per
-    speaker and `limit` in all; collated into tensors, with "speakers" (a list, one per item)."""
-    pairs = list(samples_per_speaker(held_out_paths(data, purpose), per_speaker, faces=faces, limit=limit,
-                                     transform=transform))
+def held_out(data: str | Path | list[Path], transform: Callable[[dict[str, Any]], dict[str, np.ndarray]],
+             purpose: str, *, per_speaker: int | None = None, limit: int | None = None, faces: bool = True,
+             ) -> dict[str, Any]:
+    """Held-out samples of one prepared folder (or several, in turn) in shard order through `transform`
+    (damaged ones skipped), at most `per_speaker` per speaker and `limit` in all; collated into tensors, with
+    "speakers" (a list, one per item)."""
+    folders = data if isinstance(data, list) else [Path(data)]
+    paths = [path for folder in folders for path in held_out_paths(folder, purpose)]
+    pairs = list(samples_per_speaker(paths, per_speaker, faces=faces, limit=limit, transform=transform))
     if not pairs:
         raise DataError(f"{data}: no readable held-out samples")
     return {**collate([item for _, item in pairs]), "speakers": [speaker for speaker, _ in pairs]}
@@ -66,7 +70,7 @@ def held_out(data: str | Path, transform: Callable[[dict[str, Any]], dict[str, n
 
 def first_seconds(sample: dict[str, Any], seconds: float = EVAL_SECONDS) -> dict[str, np.ndarray]:
     """A held-out clip as the networks read it: its first `seconds` (repeated if shorter), and its feature."""
-    wave = audio.load_audio(sample["audio"])[: round(seconds * audio.SAMPLE_RATE)]
+    wave = audio.load_audio(sample_audio(sample))[: round(seconds * audio.SAMPLE_RATE)]
     return {"wave": audio.fit_length(wave, seconds), "feature": sample["feature"].astype(np.float32)}
 
 

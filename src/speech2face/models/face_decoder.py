@@ -52,8 +52,13 @@ class FaceDecoderConfig(DataclassConfig):
         return cls(feature_dim=feature_dim, image_size=64, base_channels=128, landmark_hidden=256)
 
     @classmethod
+    def medium(cls, feature_dim: int = 128) -> FaceDecoderConfig:
+        """128 px, trained on face photos on a CPU in well under an hour (docs/face_decoder.md)."""
+        return cls(feature_dim=feature_dim, image_size=128, base_channels=256, landmark_hidden=256)
+
+    @classmethod
     def named(cls, name: str, feature_dim: int) -> FaceDecoderConfig:
-        presets = {"paper": cls.paper, "small": cls.small}
+        presets = {"paper": cls.paper, "medium": cls.medium, "small": cls.small}
         if name not in presets:
             raise ValueError(f"unknown face decoder config {name!r}; choose from {', '.join(presets)}")
         return presets[name](feature_dim)

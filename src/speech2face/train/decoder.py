@@ -1,7 +1,12 @@
 """The face decoder's objective (Cole et al.): face feature -> landmarks + texture -> a frontal face.
 
     s2f train-decoder --data shards/ --out runs/decoder --steps 2000            # CPU: the small config
+    s2f train-decoder --data photo-shards/ --data shards/ --out runs/decoder --config medium   # 128 px
     s2f train-decoder --data shards/ --out runs/decoder --config paper --device cuda
+
+`--data` may be given several times: photo shards (`prepare --images`), video shards, or both; they must share
+one face encoder (the teacher). Training faces are augmented (`augment.py`: flips, same-sex morphs, colour),
+each augmented face with its feature recomputed by the teacher.
 
 Besides the run files of `loop.fit`, the run gets samples/step_XXXXXX.png (held-out inputs over their
 decoded faces) at every evaluation. The decoder is loadable with `FaceDecoder.from_pretrained(run)`.
@@ -9,6 +14,8 @@ decoded faces) at every evaluation. The decoder is loadable with `FaceDecoder.fr
 
 from __future__ import annotations
 
+import functools
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,14 +26,16 @@ from torch import nn
 from torch.utils.data import IterableDataset
 
 from ..data.dataset import ShardStream, shard_paths
+from ..data.photos import photo_sex
 from ..errors import DataError
 from ..evaluate.metrics import decoder_quality
 from ..evaluate.protocol import VALIDATION, held_out
-from ..files import atomic_write
+from ..files import PREPARE_HEADER, atomic_write, read_header
 from ..images import to_float, to_uint8
 from ..losses import LANDMARK_WEIGHT, PERCEPTUAL_WEIGHT, TEXTURE_WEIGHT, decoder_losses
 from ..model_folder import STATE_FILE
 from ..models.face_decoder import FaceDecoder, FaceDecoderConfig
+from .augment import Augmentation, augment_batch, draws
 from .loop import TrainingSettings, run
 
 CROP_SIZE = 224  # prepare's aligned crops
@@ -41,6 +50,13 @@ class DecoderTraining(TrainingSettings):
     perceptual_weight: float = PERCEPTUAL_WEIGHT
     encoder: str = "dlib-torch"  # the differentiable face encoder of the perceptual loss
     eval_faces: int = 512
+    flip: float = 0.5  # augmentation (augment.py): probability of a mirrored face
+    morph: float = 0.0  # probability of a same-sex morph of two faces (a new identity)
+    colour: float = 0.0  # probability of a colour jitter
+    decay: bool = True  # cosine learning-rate decay over `steps`
+
+    def augmentation(self) -> Augmentation:
+        return Augmentation(flip=self.flip, morph=self.morph, colour=self.colour)
 
 
 def face_item(sample: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -50,6 +66,23 @@ def face_item(sample: dict[str, Any]) -> dict[str, np.ndarray]:
         raise DataError(f"{sample['key']}: face crop {face.shape}, expected {CROP_SIZE}x{CROP_SIZE}")
     return {"face": face, "landmarks": ((sample["landmarks"] + 0.5) / CROP_SIZE).astype(np.float32),
             "feature": sample["feature"].astype(np.float32)}
+
+
+def training_item(sample: dict[str, Any], seed: int) -> dict[str, np.ndarray]:
+    """face_item, with the sample's augmentation draws for this epoch and its sex (1 male, 0 female, -1
+    unknown: a photo's label or confident judge; video samples: unknown)."""
+    sex = photo_sex(sample["meta"])
+    return face_item(sample) | {"draws": draws(seed, zlib.crc32(sample["key"].encode()), sample.get("epoch", 0)),
+                                "male": np.int64(-1 if sex is None else sex == "male")}
+
+
+def teacher_name(folders: list[Path]) -> str:
+    """The face encoder that made the features of every prepared folder (the same for all, or DataError)."""
+    names = {str(read_header(folder, PREPARE_HEADER).get("settings", {}).get("encoder", "")) for folder in folders}
+    if len(names) != 1 or "" in names:
+        raise DataError(f"--data folders must share one face encoder (s2f prepare --encoder); found "
+                        f"{', '.join(sorted(n or 'unknown' for n in names))}")
+    return names.pop()
 
 
 def mean_landmarks(paths: list[Path], count: int = 512) -> torch.Tensor:
@@ -85,16 +118,17 @@ class DecoderTask:
 
     name, what = "train-decoder", "decoder"
 
-    def __init__(self, data: str | Path, out: Path, settings: DecoderTraining, device: torch.device,
+    def __init__(self, data: list[Path], out: Path, settings: DecoderTraining, device: torch.device,
                  resume: bool) -> None:
         from ..faces import get_encoder
 
         self.settings, self.device, self.out = settings, device, out
         torch.manual_seed(settings.seed)
-        self.train_paths = shard_paths(data, "train")
+        self.train_paths = [path for folder in data for path in shard_paths(folder, "train")]
         if not self.train_paths:
-            raise DataError(f"{data}: no train shards; run s2f prepare first")
+            raise DataError(f"{', '.join(map(str, data))}: no train shards; run s2f prepare first")
         self.held = held_out(data, face_item, VALIDATION, limit=settings.eval_faces)
+        self.augmentation = settings.augmentation()
         if resume and (out / STATE_FILE).is_file():
             self.model = FaceDecoder(FaceDecoder.read_config(out)).to(device)
         else:
@@ -102,21 +136,33 @@ class DecoderTask:
             self.model = FaceDecoder(FaceDecoderConfig.named(settings.config, feature_dim)).to(device)
             self.model.set_mean_landmarks(mean_landmarks(self.train_paths))
         self.embed = get_encoder(settings.encoder, device=device).module  # frozen; gradients reach its input
+        self.teacher_name = teacher_name(data)
+        self.teacher = get_encoder(self.teacher_name, device=device) if self.augmentation.any() else None
 
     def stream(self, rank: int, world_size: int, start_epoch: int) -> IterableDataset:
         s = self.settings
-        return ShardStream(self.train_paths, face_item, shuffle=s.shuffle_buffer > 0, buffer=max(1, s.shuffle_buffer),
+        return ShardStream(self.train_paths, functools.partial(training_item, seed=s.seed),
+                           shuffle=s.shuffle_buffer > 0, buffer=max(1, s.shuffle_buffer),
                            seed=s.seed, rank=rank, world_size=world_size, start_epoch=start_epoch,
                            interleave=s.shuffle_buffer == 0)
 
-    def optimizer(self) -> tuple[torch.optim.Optimizer, None]:
-        return torch.optim.Adam(self.model.parameters(), lr=self.settings.lr), None
+    def optimizer(self) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
+        """Adam; with `decay`, the learning rate falls along a cosine to 1 % over the run (sharper faces at the
+        end than a constant rate gives)."""
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=self.settings.lr)
+        if not self.settings.decay:
+            return optimizer, None
+        return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, self.settings.steps,
+                                                                     eta_min=self.settings.lr / 100)
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         s = self.settings
-        faces = to_float(batch["face"], self.model.config.image_size).to(self.device)
-        decoded = model(batch["feature"].to(self.device))
-        return decoder_losses(decoded, faces, batch["landmarks"].to(self.device), self.model.mean_landmarks,
+        crops, landmarks, features = batch["face"], batch["landmarks"], batch["feature"]
+        if self.teacher is not None:
+            crops, landmarks, features = augment_batch(batch, self.augmentation, self.teacher)
+        faces = to_float(crops, self.model.config.image_size).to(self.device)
+        decoded = model(features.to(self.device))
+        return decoder_losses(decoded, faces, landmarks.to(self.device), self.model.mean_landmarks,
                               self.embed if s.perceptual_weight > 0 else None, texture_weight=s.texture_weight,
                               landmark_weight=s.landmark_weight, perceptual_weight=s.perceptual_weight)
 
@@ -152,13 +198,14 @@ class DecoderTask:
         pass
 
     def header(self) -> dict[str, Any]:
-        return {}
+        return {"teacher": self.teacher_name}
 
 
-def train_decoder(data: str | Path, out: str | Path, settings: DecoderTraining | None = None, *,
+def train_decoder(data: str | Path | list[str | Path], out: str | Path, settings: DecoderTraining | None = None, *,
                   resume: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Train (or continue) a face decoder; returns the final held-out quality (also in eval.json). Runs
-    alone or under torchrun (DDP)."""
+    """Train (or continue) a face decoder on one prepared folder or several (photos, videos, both); returns
+    the final held-out quality (also in eval.json). Runs alone or under torchrun (DDP)."""
     settings = settings or DecoderTraining()
-    return run(lambda context: DecoderTask(data, Path(out), settings, context.device, resume), settings, out,
+    folders = [Path(d) for d in (data if isinstance(data, list | tuple) else [data])]
+    return run(lambda context: DecoderTask(folders, Path(out), settings, context.device, resume), settings, out,
                resume=resume, progress=progress)

@@ -21,6 +21,7 @@ from torch.utils.data import IterableDataset
 
 from .. import audio, distributed
 from ..data.dataset import ShardStream, shard_paths
+from ..data.shards import sample_audio
 from ..errors import DataError
 from ..evaluate.metrics import voice_quality
 from ..evaluate.protocol import VALIDATION, first_seconds, held_out
@@ -55,7 +56,7 @@ class VoiceTraining(TrainingSettings):
 def voice_item(sample: dict[str, Any], seed: int, seconds: float) -> dict[str, np.ndarray]:
     """A shard sample -> wave (seconds x 16 kHz: a random crop, new each epoch, or the clip repeated)
     and its face feature. The crop depends only on (seed, key, epoch): every process agrees."""
-    wave = audio.load_audio(sample["audio"])
+    wave = audio.load_audio(sample_audio(sample))
     length = round(seconds * audio.SAMPLE_RATE)
     if len(wave) > length:
         rng = np.random.default_rng([seed, zlib.crc32(sample["key"].encode()), sample.get("epoch", 0)])
