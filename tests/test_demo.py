@@ -18,7 +18,7 @@ import pytest
 
 from speech2face import Speech2Face
 from speech2face.cli import main
-from speech2face.demo import DemoSize, run_demo, ship
+from speech2face.demo import DECODER_FIGURES, DemoSize, run_demo, ship
 from speech2face.files import sha256_of
 from speech2face.model_folder import DECODER_DIR, SHIPPED_DEMO, VOICE_DIR, WEIGHTS_FILE, ModelCard
 from speech2face.models import FaceDecoder, SpeakerVoiceEncoder, load_voice_encoder
@@ -32,8 +32,13 @@ def test_the_shipped_demo_model_loads_at_once_and_matches_its_card(tmp_path: Pat
                                         for name in ("config.json", WEIGHTS_FILE))
     for name, digest in card.files.items():
         assert sha256_of(SHIPPED_DEMO / name) == digest, name
-    for key in ("R@1", "chance_R@1", "judge_sex_agreement", "real_voices_sex_agreement"):
+    for key in ("R@1", "chance_R@1", "judge_sex_agreement", "real_voices_sex_agreement", DECODER_FIGURES):
         assert key in card.evaluation, key
+    figures = card.evaluation[DECODER_FIGURES]  # the decoder learnt from real photos, judged on held-out ones
+    assert figures["identities"] >= 100 and figures["pool"] == 100
+    assert figures["decoder"]["R@1"] > figures["nearest_training_face"]["R@1"] > figures["chance_R@1"]
+    assert "CelebA" in card.terms and "non-commercial" in card.terms and "CelebA" in card.label
+    assert FaceDecoder.from_pretrained(SHIPPED_DEMO / DECODER_DIR).config.image_size == 128
     from safetensors import safe_open
 
     with safe_open(str(SHIPPED_DEMO / VOICE_DIR / WEIGHTS_FILE), framework="pt") as handle:
@@ -86,7 +91,7 @@ def test_the_shipped_model_finds_faces_from_voices_it_never_heard(unseen_world: 
 def test_control_world_stays_at_chance(tmp_path: Path) -> None:
     """The same pipeline on a world whose voices are independent of the faces: every measure at chance,
     within 4 standard errors of the null."""
-    metrics = run_demo(tmp_path, strength=0.0, progress=False,
+    metrics = run_demo(tmp_path, strength=0.0, progress=False, decoder="shipped",
                        size=DemoSize(identities=160, clips=1, decoder_steps=60, voice_steps=200))
     cos = metrics["retrieval"]["cos"]
     queries, pool = cos["queries"], cos["pool"]

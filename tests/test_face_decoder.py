@@ -15,6 +15,7 @@ from speech2face.losses import decoder_losses, unwarp_to_mean
 from speech2face.models.face_decoder import DecodedFace, FaceDecoder, FaceDecoderConfig
 from speech2face.models.warp import border_points, warp_image
 from speech2face.train import DecoderTraining, train_decoder
+from speech2face.train.decoder import cosine
 
 
 def blob(size: int, centre: tuple[float, float], sigma: float = 2.0) -> torch.Tensor:
@@ -97,11 +98,11 @@ def test_losses_are_zero_for_a_perfect_decode() -> None:
 
 
 def test_training_on_shards_learns_and_resumes(prepared: Path, tmp_path: Path) -> None:
-    settings = DecoderTraining(steps=40, batch_size=8, log_every=10, checkpoint_every=20, eval_every=40)
+    settings = DecoderTraining(steps=40, batch_size=8, log_every=10, checkpoint_every=20, eval_every=40, flip=0.0)
     result = train_decoder(prepared, tmp_path / "run", settings, progress=False)
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     losses = [row["loss"] for row in rows if "loss" in row]
-    assert losses[-1] < 0.8 * losses[0], losses
+    assert losses[-1] < 0.85 * losses[0], losses  # in 40 steps with the learning rate decaying to 1 %
     held = result["held_out"]
     assert held["faces"]["speakers"] >= 2
     for name in ("decoder", "mean_face"):
@@ -111,10 +112,13 @@ def test_training_on_shards_learns_and_resumes(prepared: Path, tmp_path: Path) -
     decoder = FaceDecoder.from_pretrained(tmp_path / "run")
     assert decoder.config.feature_dim == 128
 
-    longer = DecoderTraining(steps=50, batch_size=8, log_every=10, checkpoint_every=20, eval_every=50)
+    longer = DecoderTraining(steps=50, batch_size=8, log_every=10, checkpoint_every=20, eval_every=50, flip=0.0)
     train_decoder(prepared, tmp_path / "run", longer, resume=True, progress=False)
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows if "loss" in row] == [10, 20, 30, 40, 50]  # continued, not restarted
+    rates = [row["lr"] for row in rows if "loss" in row]  # after resuming: the cosine of the LONGER run
+    assert rates == pytest.approx([1e-3 * cosine(step, 40) for step in (10, 20, 30, 40)] + [1e-3 * cosine(50, 50)],
+                                  rel=1e-6)
     with pytest.raises(s2f.DataError, match="already holds a trained decoder"):
         train_decoder(prepared, tmp_path / "run", settings, progress=False)
 

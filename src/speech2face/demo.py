@@ -1,10 +1,15 @@
 """`s2f demo`: the whole pipeline on a synthetic world it makes itself, stage by stage.
 
-    synth -> prepare -> train-decoder -> train (small) -> evaluate -> real voices -> package
+    face decoder (photos: celeba-999 -> prepare --images -> train-decoder --config medium -> evaluate-decoder)
+    synth -> prepare -> train (small, through that decoder) -> evaluate -> real voices -> package
 
-`--quick` is sized for about 10 minutes on 2 CPU cores; the full demo trains longer on a bigger world.
-`strength` 0 builds the control world (voice independent of face): the same pipeline must stay at chance.
-The quick demo's model is the one the package ships (`ship`, `s2f demo --quick --ship`).
+As in the paper, the face decoder learns from face photographs alone: the packaged CelebA collection (999 real
+photos; CelebA's terms: non-commercial research only). `decoder`: "photos" trains it (about 35 minutes on 2 CPU
+cores), "shipped" reuses the decoder the package ships (which `s2f demo --decoder photos --ship-decoder` made),
+"auto" (default) reuses the shipped one in the quick demo where there is one, else trains it; or a folder.
+`--quick` is sized for about 10 minutes on 2 CPU cores with the shipped decoder; the full demo trains longer on a
+bigger world. `strength` 0 builds the control world (voice independent of face): the same pipeline must stay at
+chance. The quick demo's model is the one the package ships (`ship`, `s2f demo --quick --ship`).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import ModelError
 from .files import sha256_of, write_json
 from .model_folder import (
     CONFIG_FILE,
@@ -36,15 +42,22 @@ log = logging.getLogger(__name__)
 class DemoSize:
     identities: int
     clips: int
-    decoder_steps: int
+    decoder_steps: int  # of the photo decoder, when the demo trains it
     voice_steps: int
+    photos: int | None = None  # of the collection, when the demo trains the decoder (None: all)
 
 
 # a quarter of the face variation no attribute explains (shape noise, skin tone, light): a world a CPU can
 # learn in minutes; the voice still has to find three attributes through pitch, formants and rate
 DEMO_FACE_NOISE = 0.25
-QUICK = DemoSize(identities=200, clips=1, decoder_steps=300, voice_steps=900)
-FULL = DemoSize(identities=400, clips=1, decoder_steps=1000, voice_steps=3000)
+PHOTO_DECODER_STEPS = 2500  # 128 px on 2 CPU cores: ~35 minutes (docs/face_decoder.md)
+QUICK = DemoSize(identities=200, clips=1, decoder_steps=PHOTO_DECODER_STEPS, voice_steps=900)
+FULL = DemoSize(identities=400, clips=1, decoder_steps=PHOTO_DECODER_STEPS, voice_steps=3000)
+DECODERS = ("auto", "photos", "shipped")  # or a decoder folder
+DECODER_FIGURES = "decoder_photos"  # the card's section of the decoder's held-out photo figures
+DEMO_TERMS = ("its face decoder learnt from CelebA photos: for non-commercial research only (CelebA's terms; the "
+              "photos keep their owners' copyright)")
+PHOTO_SPLITS = {"val": 0.05, "test": 0.15}  # of the collection's identities: >= 100 held-out photos of celeba-999
 VOICE_BACKBONE = "speaker"  # the shipped demo's (s2f demo --voice-backbone): benchmarks/voice_backbones.py
 
 
@@ -57,15 +70,80 @@ def voice_settings(size: DemoSize, seed: int, voice_backbone: str = VOICE_BACKBO
                          voice_backbone=voice_backbone, finetune_backbone=finetune_backbone)
 
 
+def decoder_settings(size: DemoSize, seed: int) -> Any:
+    """How the demo trains its photo decoder: 128 px, flips and same-sex morphs (docs/face_decoder.md)."""
+    from .train import DecoderTraining
+
+    return DecoderTraining(config="medium", steps=size.decoder_steps, flip=0.5, morph=0.3, seed=seed,
+                           eval_every=max(100, size.decoder_steps // 5))
+
+
+def photo_decoder(out: Path, size: DemoSize, seed: int, workers: int, progress: bool) -> Path:
+    """The face decoder learnt from the packaged photos: OUT/photos (shards), OUT/decoder (the run),
+    OUT/report-decoder (its held-out photo evaluation); each step resumes. Returns the run."""
+    from .data import PrepareSettings, prepare
+    from .data.photos import CELEBA_999, read_photos
+    from .evaluate.photos import evaluate_decoder, table_lines
+    from .train import train_decoder
+
+    photos = read_photos(CELEBA_999)[: size.photos]
+    prepare(photos, out / "photos", PrepareSettings(**PHOTO_SPLITS), workers=workers, progress=progress)
+    if not (out / "decoder" / EVAL_FILE).is_file():
+        train_decoder(out / "photos", out / "decoder", decoder_settings(size, seed), resume=True, progress=progress)
+    report = out / "report-decoder"
+    if not (report / "metrics.json").is_file():
+        print("\n".join(table_lines(evaluate_decoder(out / "decoder", [out / "photos"], report, seed=seed))))
+    return out / "decoder"
+
+
+def decoder_summary(report: Path) -> dict[str, Any]:
+    """The card's figures of a photo decoder, from its `evaluate-decoder` metrics."""
+    from .files import read_json
+
+    found = read_json(report / "metrics.json")
+    rows = ("decoder", "nearest_training_face", "mean_face")
+    return {"protocol": found["protocol"], "identities": found["identities"], "pool": found["pool"],
+            "image_size": found["image_size"], "training_photos": found["training_photos"],
+            "scorer": found["scorer"]["network"], "judge": found["judge"]["network"],
+            "chance_R@1": found["chance"]["R@1"], "chance_R@5": found["chance"]["R@5"],
+            **{row: {"R@1": found[row]["scorer"]["R@1"], "R@5": found[row]["scorer"]["R@5"],
+                     "cosine": found[row]["scorer"]["cosine"], "sex_agreement": found[row]["judge"]["sex_agreement"],
+                     "age_mean_abs_difference": found[row]["judge"]["age_mean_abs_difference"],
+                     "landmark_error_iod_pct": found[row]["landmark_error_iod_pct"]} for row in rows}}
+
+
+def demo_decoder(out: Path, decoder: str, quick: bool, size: DemoSize, seed: int, workers: int,
+                 progress: bool) -> tuple[Path, dict[str, Any]]:
+    """The decoder the voice encoder trains through (trained from photos, the shipped one, or a folder), and
+    its photo figures for the card (empty for a folder of unknown origin)."""
+    if decoder == "auto":
+        decoder = "shipped" if quick and (SHIPPED_DEMO / DECODER_DIR / WEIGHTS_FILE).is_file() else "photos"
+    if decoder in ("photos", "shipped"):
+        print(f"[demo] note: {DEMO_TERMS}", flush=True)
+    if decoder == "photos":
+        run = photo_decoder(out, size, seed, workers, progress)
+        return run, decoder_summary(out / "report-decoder")
+    source = SHIPPED_DEMO / DECODER_DIR if decoder == "shipped" else Path(decoder)
+    target = out / "decoder"
+    if not (target / WEIGHTS_FILE).is_file():
+        from .models.face_decoder import FaceDecoder
+
+        FaceDecoder.from_pretrained(source).save_pretrained(target)  # checked, float32
+    print(f"[demo] face decoder: {source}", flush=True)
+    shipped = ModelCard.read(SHIPPED_DEMO).evaluation.get(DECODER_FIGURES, {}) if decoder == "shipped" else {}
+    return target, shipped
+
+
 def run_demo(out: str | Path, quick: bool = True, seed: int = 0, strength: float = 1.0, workers: int = 2,
              progress: bool = True, size: DemoSize | None = None, voice_backbone: str = VOICE_BACKBONE,
-             finetune_backbone: bool = False) -> dict[str, Any]:
+             finetune_backbone: bool = False, decoder: str = "auto") -> dict[str, Any]:
     """Run every stage into `out` (resumable stage by stage); returns the evaluation metrics.
-    `size` overrides the quick / full presets (tests use a tiny one); `voice_backbone`: `s2f train`'s."""
+    `size` overrides the quick / full presets (tests use a tiny one); `voice_backbone`: `s2f train`'s;
+    `decoder`: see the module's docstring."""
     from .data import PrepareSettings, manifests, prepare
     from .evaluate.protocol import evaluate_model
     from .synth import SPEAKER_PATTERN, WorldSettings, make_world
-    from .train import DecoderTraining, train_decoder, train_voice
+    from .train import train_voice
 
     size = size or (QUICK if quick else FULL)
     out = Path(out)
@@ -81,6 +159,8 @@ def run_demo(out: str | Path, quick: bool = True, seed: int = 0, strength: float
             current.append((name, now))
             print(f"[demo] {name} ...", flush=True)
 
+    stage("face decoder")
+    decoder_dir, decoder_figures = demo_decoder(out, decoder, quick, size, seed, workers, progress)
     stage("synth")
     world = make_world(out / "world", WorldSettings(size.identities, size.clips, seed, strength,
                                                     face_noise=DEMO_FACE_NOISE),
@@ -89,22 +169,18 @@ def run_demo(out: str | Path, quick: bool = True, seed: int = 0, strength: float
     segments = manifests.read_avspeech(world / "avspeech.csv", world / "videos", SPEAKER_PATTERN)
     prepare(segments, out / "data", PrepareSettings(val=0.15, test=0.15), workers=workers, progress=progress,
             synthetic=True)
-    stage("train-decoder")
-    if not (out / "decoder" / EVAL_FILE).is_file():
-        train_decoder(out / "data", out / "decoder", DecoderTraining(steps=size.decoder_steps, eval_every=10**9,
-                                                                      seed=seed), resume=True, progress=progress)
     stage("train")
     if not (out / "voice" / EVAL_FILE).is_file():
-        train_voice(out / "data", out / "decoder", out / "voice",
+        train_voice(out / "data", decoder_dir, out / "voice",
                     voice_settings(size, seed, voice_backbone, finetune_backbone), resume=True, progress=progress)
     stage("evaluate")
     labels = world / "attributes.csv"
     metrics = evaluate_model(out / "voice", out / "data", out / "report", labels=labels, seed=seed)
     stage("real voices")
     what = describe_backbone(voice_backbone, finetune_backbone)
-    real = real_voices(out, metrics, seed, strength, what)
+    real = real_voices(out, metrics, seed, strength, what, decoder_figures)
     stage("package")
-    package_demo(out, metrics, real, seed, strength, what)
+    package_demo(out, metrics, real, seed, strength, what, decoder_figures)
     stage(None)
     print(f"[demo] all done in {time.perf_counter() - started:.0f} s; report: {out / 'report' / 'report.html'}")
     return metrics
@@ -117,7 +193,8 @@ def describe_backbone(voice_backbone: str, finetune_backbone: bool) -> str:
     return "small voice encoder (the paper's CNN)"
 
 
-def demo_card(metrics: dict[str, Any], real: dict[str, Any] | None, seed: int, strength: float, what: str) -> ModelCard:
+def demo_card(metrics: dict[str, Any], real: dict[str, Any] | None, seed: int, strength: float, what: str,
+              decoder_figures: dict[str, Any] | None = None) -> ModelCard:
     """What the demo model is, with its figures beside their chance levels."""
     cos = metrics["retrieval"]["cos"]
     evaluation: dict[str, Any] = {
@@ -133,24 +210,35 @@ def demo_card(metrics: dict[str, Any], real: dict[str, Any] | None, seed: int, s
         evaluation["real_voices_sex_agreement"] = real["agreement"]
         evaluation["real_voices_chance"] = real["chance"]
         evaluation["real_voices"] = {name: found["agreement"] for name, found in real["speakers"].items()}
+    if decoder_figures:
+        evaluation[DECODER_FIGURES] = decoder_figures
     return ModelCard(
         name="demo" if strength == 1.0 else f"demo-strength-{strength:g}", synthetic=True,
-        description=(f"{what} and face decoder trained by `s2f demo --quick` on a synthetic world "
-                     f"(seed {seed}, strength {strength:g}). Real: the portraits (public domain) and the recorded "
-                     "speakers (Debian packages). Synthetic: which voice goes with which face, the morphs and "
-                     "warps of the faces, and Praat's transformation of the voices."),
-        face_encoder="dlib-torch", evaluation=evaluation)
+        description=(f"{what}, trained by `s2f demo --quick` on a synthetic world (seed {seed}, strength "
+                     f"{strength:g}), through {describe_decoder(decoder_figures)}. Real: the portraits (public "
+                     "domain) and the recorded speakers (Debian packages) of the world. Synthetic: which voice goes "
+                     "with which face, the morphs and warps of the world's faces, and Praat's transformation of the "
+                     "voices."),
+        face_encoder="dlib-torch", evaluation=evaluation, terms=DEMO_TERMS if decoder_figures else "")
 
 
-def real_voices(out: Path, metrics: dict[str, Any], seed: int, strength: float,
-                what: str) -> dict[str, Any] | None:
+def describe_decoder(figures: dict[str, Any] | None) -> str:
+    if not figures:
+        return "a face decoder of unknown training"
+    return (f"a {figures['image_size']} px face decoder learnt from {figures['training_photos']} real CelebA photos "
+            f"(`s2f demo --decoder-only`; held out: {figures['identities']} photos, FaceNet R@1 "
+            f"{figures['decoder']['R@1']:.2f} in pools of {figures['pool']}, chance {figures['chance_R@1']:.2f})")
+
+
+def real_voices(out: Path, metrics: dict[str, Any], seed: int, strength: float, what: str,
+                decoder_figures: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """The trained model on held-out real voices (`evaluate.real_voices`), saved as report/real_voices.json;
     None (said) where the judge or the recordings are not installed."""
     from .errors import DataError, ModelError
     from .evaluate.real_voices import judge_real_voices
     from .pipeline import Speech2Face
 
-    package_run(out / "voice", out / DEMO_MODEL_DIR, demo_card(metrics, None, seed, strength, what))
+    package_run(out / "voice", out / DEMO_MODEL_DIR, demo_card(metrics, None, seed, strength, what, decoder_figures))
     try:
         found = judge_real_voices(Speech2Face.from_pretrained(out / DEMO_MODEL_DIR, device="cpu"), seed=seed)
     except (DataError, ModelError) as error:
@@ -164,9 +252,10 @@ def real_voices(out: Path, metrics: dict[str, Any], seed: int, strength: float,
 
 
 def package_demo(out: Path, metrics: dict[str, Any], real: dict[str, Any] | None, seed: int,
-                 strength: float, what: str) -> Path:
+                 strength: float, what: str, decoder_figures: dict[str, Any] | None = None) -> Path:
     """`out/model`: the demo's voice encoder and decoder as one model folder (`Speech2Face.from_pretrained`)."""
-    return package_run(out / "voice", out / DEMO_MODEL_DIR, demo_card(metrics, real, seed, strength, what))
+    return package_run(out / "voice", out / DEMO_MODEL_DIR,
+                       demo_card(metrics, real, seed, strength, what, decoder_figures))
 
 
 def ship(model: Path, destination: Path = SHIPPED_DEMO) -> Path:
@@ -198,11 +287,43 @@ def ship(model: Path, destination: Path = SHIPPED_DEMO) -> Path:
     return destination
 
 
+def ship_decoder(out: Path, destination: Path = SHIPPED_DEMO) -> Path:
+    """`s2f demo --decoder-only --ship`: the photo decoder of a demo output (OUT/decoder, OUT/report-decoder)
+    becomes the shipped model's decoder (fp16), its figures and CelebA's terms go into the card. The figures that
+    depend on drawn faces (the judge's, the real voices') are dropped until `s2f demo --quick --ship` measures
+    them again through the new decoder; the feature-space figures stand (the feature space is unchanged)."""
+    from .models.face_decoder import FaceDecoder
+
+    new = FaceDecoder.from_pretrained(out / DECODER_DIR)
+    voice = ModelCard.read(destination)
+    if new.config.feature_dim != FaceDecoder.from_pretrained(destination / DECODER_DIR).config.feature_dim:
+        raise ModelError("the new decoder reads another feature size than the shipped voice encoder predicts")
+    work = destination.with_name(destination.name + ".decoder")
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(destination / VOICE_DIR, work / VOICE_DIR)
+    (work / DECODER_DIR).mkdir()
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        shutil.copyfile(out / DECODER_DIR / name, work / DECODER_DIR / name)
+    figures = decoder_summary(out / "report-decoder")
+    evaluation = {k: v for k, v in voice.evaluation.items() if not k.startswith(("judge_", "real_voices"))}
+    ModelCard(name=voice.name, synthetic=voice.synthetic, face_encoder=voice.face_encoder,
+              description=f"{voice.description.split(', trained by')[0]} (from an earlier `s2f demo --quick`); face "
+                          f"decoder: {describe_decoder(figures)}. Rebuild the whole model through this decoder "
+                          "with `s2f demo --quick --ship`.",
+              evaluation=evaluation | {DECODER_FIGURES: figures}, terms=DEMO_TERMS).write(work)
+    try:
+        return ship(work, destination)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def build_model(target: Path, progress: bool = True, size: DemoSize | None = None) -> Path:
     """The registry's builder of `demo`: train it (`s2f demo --quick`) and keep its model folder as `target`."""
     work = target.with_name(target.name + ".build")
-    print(f"[models] building the demo model once: s2f demo --quick --out {work} (about 10 minutes on 2 CPU cores)",
-          flush=True)
+    learnt = not (SHIPPED_DEMO / DECODER_DIR / WEIGHTS_FILE).is_file()
+    print(f"[models] building the demo model once: s2f demo --quick --out {work} (about "
+          + ("45 minutes on 2 CPU cores: the face decoder is learnt from photos too)" if learnt else
+             "10 minutes on 2 CPU cores)"), flush=True)
     run_demo(work, quick=True, progress=progress, size=size)
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(work / DEMO_MODEL_DIR, target)

@@ -116,9 +116,9 @@ def write_page(out: Path, model_label: str, synthetic: bool, examples: list[Exam
                answers: dict[str, list[dict[str, object]] | str], judge: str) -> Path:
     """`out/index.html`: per example its audio, what it is, and its faces (with the judge's verdict) or the
     refusal; `answers[name]`: the faces' records ({"image", "label", "voiced_seconds", "verdict"}) or the error."""
-    banner = ("SYNTHETIC MODEL: trained on a synthetic world that pairs real recorded voices (transformed) with "
-              "morphs of real public-domain portraits; the pairing is made up, so its faces say nothing about real "
-              "people." if synthetic else "Faces drawn from a voice are a guess at features correlated with voice "
+    banner = ("SYNTHETIC MODEL: its voice encoder learnt on a synthetic world that pairs real recorded voices "
+              "(transformed) with faces; the pairing is made up, so its faces say nothing about real people."
+              if synthetic else "Faces drawn from a voice are a guess at features correlated with voice "
               "(sex, age, build), not a portrait of the speaker.")
     rows = []
     for example in examples:

@@ -50,13 +50,15 @@ class ModelCard:
     face_encoder: str = ""  # the face network whose feature space the voice encoder predicts
     evaluation: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256, where the folder is shipped
+    terms: str = ""  # the terms of the data the model learnt from (CelebA: non-commercial research only)
 
     @property
     def label(self) -> str:
-        """One line for people: the name, and the synthetic warning where it applies."""
+        """One line for people: the name, the synthetic warning and the data's terms where they apply."""
         warning = " — SYNTHETIC: trained on a synthetic pairing of voices and faces; says nothing about real people" \
             if self.synthetic else ""
-        return f"{self.name}{warning}"
+        terms = f" — {self.terms}" if self.terms else ""
+        return f"{self.name}{warning}{terms}"
 
     def write(self, folder: Path) -> None:
         write_json(folder / CARD_FILE, {"format_version": CARD_FORMAT_VERSION, **asdict(self)})

@@ -6,7 +6,8 @@
 Built in: `demo`, a small model trained by `s2f demo --quick` on the synthetic world (real portraits and
 recorded voices, synthetic pairing). It ships inside the package (`speech2face/demo_model`, fp16 weights
 whose sha256 its card lists), so it loads at once, offline; `s2f demo --quick` retrains it, and where a
-checkout lacks the shipped folder it is built on first use (about 10 minutes on 2 CPU cores, once).
+checkout lacks the shipped folder it is built on first use (about 45 minutes on 2 CPU cores, once: the face
+decoder from photos, then the voice encoder on a synthetic world).
 
 More entries: a JSON file at $S2F_MODELS (default ~/.config/speech2face/models.json):
 

