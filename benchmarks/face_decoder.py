@@ -1,6 +1,8 @@
 """Face decoder speed on CPU (or CUDA): training images/s (forward + backward through the warp and the
-perceptual encoder) and decode latency per face, small and paper configs, with the warp's share and the
-model's FLOP utilisation against the machine's fp32 matmul peak measured in the same run.
+perceptual encoder) and decode latency per face, small, medium and paper configs, with the warp's share and the
+model's FLOP utilisation against the machine's fp32 matmul peak measured in the same run; for the medium config
+also a training step with the demo's augmentation (flips 0.5, same-sex morphs 0.3: the teacher re-embeds those
+faces), and the time of the demo's 2500-step run that follows from it.
 
     python benchmarks/face_decoder.py [--batch 16] [--repeats 3]
 """
@@ -8,14 +10,17 @@ model's FLOP utilisation against the machine's fp32 matmul peak measured in the 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 import torch
 
+from speech2face.demo import PHOTO_DECODER_STEPS
 from speech2face.devices import pick_device
 from speech2face.faces import get_encoder
 from speech2face.losses import decoder_losses
 from speech2face.models import FaceDecoder, FaceDecoderConfig
 from speech2face.models.warp import warp_image
+from speech2face.train.augment import AUGMENT_DRAWS, Augmentation, augment_batch
 from timing import matmul_peak, seconds_per_call
 
 
@@ -27,8 +32,9 @@ def main() -> None:
     device = pick_device()
     peak = matmul_peak(device)
     print(f"device {device}, {torch.get_num_threads()} threads; fp32 matmul peak {peak / 1e9:.0f} GFLOP/s")
-    embed = get_encoder("dlib-torch", device=device).module
-    for name in ("small", "paper"):
+    teacher = get_encoder("dlib-torch", device=device)
+    embed = teacher.module
+    for name in ("small", "medium", "paper"):
         config = FaceDecoderConfig.named(name, 128)
         decoder = FaceDecoder(config).to(device)
         features = torch.randn(args.batch, 128, device=device)
@@ -58,6 +64,23 @@ def main() -> None:
         print(f"  decode {one * 1000:8.1f} ms per face at batch 1; {batch / args.batch * 1000:6.2f} ms per face at "
               f"batch {args.batch} = {flops * args.batch / batch / peak:.0%} of the matmul peak; "
               f"warp {warp / batch:.0%} of the batch decode")
+        if name == "medium":
+            augmented = seconds_per_call(lambda step=step, features=features: augmented_step(step, teacher, args.batch,
+                                                                                             features),
+                                         args.repeats, 1.0)
+            print(f"  train with augmentation {args.batch / augmented:8.1f} images/s: {PHOTO_DECODER_STEPS} steps "
+                  f"of {args.batch} (s2f demo --decoder-only) in {PHOTO_DECODER_STEPS * augmented / 60:.0f} min")
+
+
+def augmented_step(step: Callable[[], None], teacher: object, batch: int, features: torch.Tensor) -> None:
+    """The augmentation of a batch of 224 px crops (half of them male), then the training step."""
+    generator = torch.Generator().manual_seed(0)
+    crops = torch.randint(0, 256, (batch, 224, 224, 3), dtype=torch.uint8, generator=generator)
+    landmarks = torch.full((batch, 68, 2), 0.5) + 0.05 * torch.rand(batch, 68, 2, generator=generator)
+    draws = torch.rand(batch, AUGMENT_DRAWS, generator=generator)
+    augment_batch({"face": crops, "landmarks": landmarks, "feature": features.cpu(), "draws": draws,
+                   "male": torch.arange(batch) % 2}, Augmentation(flip=0.5, morph=0.3), teacher)
+    step()
 
 
 def count_flops(module: torch.nn.Module, features: torch.Tensor) -> float:

@@ -254,6 +254,9 @@ def speaker_model(prepared: Path, decoder_run: Path, tmp_path_factory: pytest.Te
                                                                  face_encoder="dlib-torch"))
 
 
+TINY_TERMS = "its decoder learnt from test photos: for non-commercial research only"
+
+
 @pytest.fixture(scope="session")
 def tiny_model(prepared: Path, decoder_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model folder (speech2face.json + voice/ + decoder/) from a few training steps: real files, real
@@ -264,8 +267,8 @@ def tiny_model(prepared: Path, decoder_run: Path, tmp_path_factory: pytest.TempP
     root = tmp_path_factory.mktemp("tiny_model")
     train_voice(prepared, decoder_run, root / "voice", VoiceTraining(steps=2, batch_size=4, eval_every=2),
                 progress=False)
-    return package_run(root / "voice", root / "model", ModelCard(name="tiny", synthetic=True,
-                                                                 face_encoder="dlib-torch"))
+    return package_run(root / "voice", root / "model", ModelCard(name="tiny", synthetic=True, face_encoder="dlib-torch",
+                                                                 terms=TINY_TERMS))
 
 
 @pytest.fixture(scope="session")

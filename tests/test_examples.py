@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import TINY_TERMS
 from speech2face import load_audio
 from speech2face.cli import main
 from speech2face.examples import write_examples
@@ -29,6 +30,7 @@ def test_examples_draw_real_voices_and_refuse_silence_and_music(tiny_model: Path
     assert not (out / "silence.png").exists() and not (out / "music.png").exists()
     page = (out / "index.html").read_text()
     assert "SYNTHETIC MODEL" in page and page.count("<audio controls") == 5 and page.count("<img") == 4
+    assert TINY_TERMS in page and TINY_TERMS in printed  # the data's terms travel with the model
     assert page.count('class="refused"') == 2
 
 

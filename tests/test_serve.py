@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import write_wav
+from conftest import TINY_TERMS, write_wav
 
 pytest.importorskip("gradio")
 gradio_client = pytest.importorskip("gradio_client")
@@ -99,7 +99,7 @@ FACES_SHOWN = ("(n) => document.querySelectorAll('#face img').length === n && [.
 
 def test_a_browser_uploads_a_voice_and_sees_a_face(server: dict[str, object], spoken: dict[str, Path]) -> None:
     with browser_page(str(server["url"])) as page:
-        assert "SYNTHETIC MODEL" in page.inner_text("body")
+        assert "SYNTHETIC MODEL" in page.inner_text("body") and TINY_TERMS in page.inner_text("body")
         page.locator("#voice input[type=file]").set_input_files(str(spoken["short"]))
         page.wait_for_selector("#voice audio, #voice .waveform-container, #voice button", timeout=20_000)
         page.click("#draw")

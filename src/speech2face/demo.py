@@ -33,6 +33,7 @@ from .model_folder import (
     WEIGHTS_FILE,
     ModelCard,
     package_run,
+    read_json,
 )
 
 log = logging.getLogger(__name__)
@@ -98,8 +99,6 @@ def photo_decoder(out: Path, size: DemoSize, seed: int, workers: int, progress: 
 
 def decoder_summary(report: Path) -> dict[str, Any]:
     """The card's figures of a photo decoder, from its `evaluate-decoder` metrics."""
-    from .files import read_json
-
     found = read_json(report / "metrics.json")
     rows = ("decoder", "nearest_training_face", "mean_face")
     return {"protocol": found["protocol"], "identities": found["identities"], "pool": found["pool"],
@@ -307,9 +306,9 @@ def ship_decoder(out: Path, destination: Path = SHIPPED_DEMO) -> Path:
     figures = decoder_summary(out / "report-decoder")
     evaluation = {k: v for k, v in voice.evaluation.items() if not k.startswith(("judge_", "real_voices"))}
     ModelCard(name=voice.name, synthetic=voice.synthetic, face_encoder=voice.face_encoder,
-              description=f"{voice.description.split(', trained by')[0]} (from an earlier `s2f demo --quick`); face "
-                          f"decoder: {describe_decoder(figures)}. Rebuild the whole model through this decoder "
-                          "with `s2f demo --quick --ship`.",
+              description=f"face decoder: {describe_decoder(figures)}. Voice encoder: that of the model before, "
+                          f"unchanged ({voice.description}). Rebuild the whole model through this decoder with "
+                          "`s2f demo --quick --ship`.",
               evaluation=evaluation | {DECODER_FIGURES: figures}, terms=DEMO_TERMS).write(work)
     try:
         return ship(work, destination)
