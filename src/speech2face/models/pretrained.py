@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 from ..errors import ModelError
@@ -90,8 +90,10 @@ class PretrainedModel(nn.Module):
         directory = Path(directory)
         header = {"model_type": self.model_type, "format_version": FORMAT_VERSION, "config": self.config.to_dict()}
         state = {key: value.detach().cpu().contiguous() for key, value in self.state_dict().items()}
-        atomic_write(directory / WEIGHTS_FILE,
-                     lambda temp: save_file(state, str(temp), metadata={"model_type": self.model_type}))
+        # serialised in memory, written by Python: a full disk is an OSError (ENOSPC) naming the path, not
+        # safetensors' own error type
+        data = save(state, metadata={"model_type": self.model_type})
+        atomic_write(directory / WEIGHTS_FILE, lambda temp: temp.write_bytes(data))
         atomic_write(directory / CONFIG_FILE, lambda temp: temp.write_text(json.dumps(header, indent=2) + "\n"))
         return directory
 
