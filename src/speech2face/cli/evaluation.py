@@ -41,9 +41,7 @@ def register_evaluate(verbs: argparse._SubParsersAction) -> None:
                                          "(attribute probes fitted on the training speakers' faces)")
     parser.add_argument("--label-columns", help="comma-separated columns of --labels to use (default: those present "
                                                 "of masculinity, age, size, gender, sex, age_group, ethnicity)")
-    parser.add_argument("--pool", type=int, default=100, help="retrieval pool size (default 100, the paper's)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
+    add_judging_options(parser)
     parser.add_argument("--scorer", default="auto",
                         help="independent face network that scores the drawn faces: auto (default: facenet, or "
                              "dlib-torch when the data's features are FaceNet's), any encoder name, or none")
@@ -75,12 +73,17 @@ def register_evaluate_decoder(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", required=True, action="append", metavar="DIR",
                         help="a folder of photo shards made by s2f prepare --images (repeatable)")
     parser.add_argument("--out", required=True, help="report folder")
-    parser.add_argument("--pool", type=int, default=100, help="retrieval pool size (default 100, the paper's)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
+    add_judging_options(parser)
     parser.add_argument("--scorer", default="facenet", help="the face network that judges (default facenet; "
                                                             "not the teacher)")
     parser.set_defaults(handler=evaluate_decoder)
+
+
+def add_judging_options(parser: argparse.ArgumentParser) -> None:
+    """--pool, --seed and --device: how `evaluate` and `evaluate-decoder` retrieve and where they run."""
+    parser.add_argument("--pool", type=int, default=100, help="retrieval pool size (default 100, the paper's)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the pools (default 0)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
 
 
 def demo(args: argparse.Namespace) -> int:
