@@ -120,6 +120,9 @@ def test_layouts_labels_and_identity_disjoint_splits(tmp_path: Path) -> None:
     labels.write_text("person0/00.jpg,alice,x,31\n")
     with pytest.raises(DataError, match=r"labels\.csv:1: sex 'x'"):
         read_photos(root, labels)
+    labels.write_text("file,identity,sex,age\nperson0/00.jpg,alice,f,old\n")
+    with pytest.raises(DataError, match=r"labels\.csv:2: age 'old'"):
+        read_photos(root, labels)
     out = tmp_path / "shards"
     summary = prepare(listed, out, PrepareSettings(shard_size=4, val=0.3, test=0.3), progress=False)
     assert summary["segments"] == 13

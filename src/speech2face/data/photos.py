@@ -126,13 +126,11 @@ def read_labels(path: str | Path) -> dict[str, tuple[str | None, str | None, flo
     except (OSError, UnicodeDecodeError) as error:
         raise DataError(f"{path}: unreadable labels ({error})") from error
     columns = ["file", "identity", "sex", "age"]
-    if lines and lines[0] and lines[0][0].strip().lower() in ("file", "path", "image"):
-        columns = [c.strip().lower() for c in lines[0]]
-        lines = lines[1:]
-    if "file" not in columns:
-        columns[0] = "file"
+    header = bool(lines and lines[0] and lines[0][0].strip().lower() in ("file", "path", "image"))
+    if header:
+        columns = ["file", *(c.strip().lower() for c in lines[0][1:])]
     found: dict[str, tuple[str | None, str | None, float | None]] = {}
-    for number, line in enumerate(lines, start=2 if columns != ["file", "identity", "sex", "age"] else 1):
+    for number, line in enumerate(lines[1:] if header else lines, start=2 if header else 1):
         row = dict(zip(columns, (c.strip() for c in line), strict=False))
         if not row.get("file"):
             continue
