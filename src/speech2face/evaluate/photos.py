@@ -93,7 +93,7 @@ def evaluate_decoder(decoder_dir: str | Path, data: list[str | Path], out: str |
                   "mean_face": (np.broadcast_to(mean_face, test["faces"].shape),
                                 np.broadcast_to(train["landmarks"].mean(axis=0), test["landmarks"].shape))}
     size = min(pool, len(test["identities"]))
-    network = get_encoder(scorer, device=str(torch_device))
+    network = get_encoder(scorer) if scorer == "dlib" else get_encoder(scorer, device=str(torch_device))
     true = network.embed(test["faces"])
     judge = Judge()
     judged_true = judge(test["faces"])

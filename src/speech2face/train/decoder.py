@@ -149,7 +149,8 @@ class DecoderTask:
             self.model.set_mean_landmarks(mean_landmarks(self.train_paths))
         self.embed = get_encoder(settings.encoder, device=device).module  # frozen; gradients reach its input
         self.teacher_name = teacher_name(data)
-        self.teacher = get_encoder(self.teacher_name, device=device) if self.augmentation.any() else None
+        on = None if self.teacher_name == "dlib" else device  # dlib's own C++ network runs on the CPU only
+        self.teacher = get_encoder(self.teacher_name, device=on) if self.augmentation.any() else None
 
     def stream(self, rank: int, world_size: int, start_epoch: int) -> IterableDataset:
         s = self.settings
