@@ -31,7 +31,7 @@ from ..data.photos import photo_sex
 from ..errors import DataError
 from ..evaluate.metrics import decoder_quality
 from ..evaluate.protocol import VALIDATION, held_out
-from ..files import PREPARE_HEADER, atomic_write, read_header
+from ..files import atomic_write
 from ..images import to_float, to_uint8
 from ..losses import LANDMARK_WEIGHT, PERCEPTUAL_WEIGHT, TEXTURE_WEIGHT, decoder_losses
 from ..model_folder import STATE_FILE
@@ -89,8 +89,13 @@ def cosine(step: int, steps: int, floor: float = 0.01) -> float:
 
 
 def teacher_name(folders: list[Path]) -> str:
-    """The face encoder that made the features of every prepared folder (the same for all, or DataError)."""
-    names = {str(read_header(folder, PREPARE_HEADER).get("settings", {}).get("encoder", "")) for folder in folders}
+    """The face encoder that made the features of every folder's training shards, as their first sample names
+    it (the same for all, or DataError)."""
+    names = set()
+    for folder in folders:
+        first = next(iter(ShardStream(shard_paths(folder, "train"), lambda sample: sample["meta"], shuffle=False,
+                                      loop=False, faces=False)), {})
+        names.add(str(first.get("encoder", "")))
     if len(names) != 1 or "" in names:
         raise DataError(f"--data folders must share one face encoder (s2f prepare --encoder); found "
                         f"{', '.join(sorted(n or 'unknown' for n in names))}")
