@@ -4,8 +4,8 @@
     synth -> prepare -> train (small, through that decoder) -> evaluate -> real voices -> package
 
 As in the paper, the face decoder learns from face photographs alone: the packaged CelebA collection (999 real
-photos; CelebA's terms: non-commercial research only). `decoder`: "photos" trains it (about 35 minutes on 2 CPU
-cores), "shipped" reuses the decoder the package ships (which `s2f demo --decoder photos --ship-decoder` made),
+photos; CelebA's terms: non-commercial research only). `decoder`: "photos" trains it (about 28 minutes on 2 CPU
+cores), "shipped" reuses the decoder the package ships (which `s2f demo --decoder-only --ship` made),
 "auto" (default) reuses the shipped one in the quick demo where there is one, else trains it; or a folder.
 `--quick` is sized for about 10 minutes on 2 CPU cores with the shipped decoder; the full demo trains longer on a
 bigger world. `strength` 0 builds the control world (voice independent of face): the same pipeline must stay at
@@ -51,7 +51,7 @@ class DemoSize:
 # a quarter of the face variation no attribute explains (shape noise, skin tone, light): a world a CPU can
 # learn in minutes; the voice still has to find three attributes through pitch, formants and rate
 DEMO_FACE_NOISE = 0.25
-PHOTO_DECODER_STEPS = 2500  # 128 px on 2 CPU cores: ~35 minutes (docs/face_decoder.md)
+PHOTO_DECODER_STEPS = 2500  # 128 px on 2 CPU cores: ~28 minutes (docs/face_decoder.md)
 QUICK = DemoSize(identities=200, clips=1, decoder_steps=PHOTO_DECODER_STEPS, voice_steps=900)
 FULL = DemoSize(identities=400, clips=1, decoder_steps=PHOTO_DECODER_STEPS, voice_steps=3000)
 DECODERS = ("auto", "photos", "shipped")  # or a decoder folder

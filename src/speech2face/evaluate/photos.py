@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.dataset import samples_per_speaker, shard_paths
+from ..data.dataset import face_item, samples_per_speaker, shard_paths
 from ..errors import DataError
 from ..files import atomic_write, write_json
 from ..images import to_uint8
@@ -44,24 +44,18 @@ def photo_set(folders: list[Path], split: str, per_identity: int | None = 1) -> 
     paths = [path for folder in folders for path in shard_paths(folder, split)]
     if not paths:
         raise DataError(f"{', '.join(map(str, folders))}: no {split} shards (s2f prepare --images ... --test 0.15)")
-    rows = [(speaker, sample) for speaker, sample in samples_per_speaker(paths, per_identity)]
+    rows = list(samples_per_speaker(paths, per_identity, transform=face_item))
     if not rows:
         raise DataError(f"{', '.join(map(str, folders))}: no readable {split} samples")
     return {"identities": [speaker for speaker, _ in rows],
-            "faces": np.stack([s["face"] for _, s in rows]),
-            "landmarks": np.stack([(s["landmarks"] + 0.5) / s["face"].shape[0] for _, s in rows]).astype(np.float32),
-            "features": np.stack([s["feature"] for _, s in rows]).astype(np.float32)}
+            **{name: np.stack([item[field] for _, item in rows])
+               for name, field in (("faces", "face"), ("landmarks", "landmarks"), ("features", "feature"))}}
 
 
-@torch.no_grad()
-def draw(decoder: Any, features: np.ndarray, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+def draw(decoder: Any, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Features (N, D) -> drawn faces (N, S, S, 3) uint8 and landmarks (N, 68, 2) normalised."""
-    images, points = [], []
-    for chunk in torch.as_tensor(features).split(64):
-        decoded = decoder(chunk.to(device))
-        images.append(to_uint8(decoded.image.float()))
-        points.append(decoded.landmarks.float().cpu().numpy())
-    return np.concatenate(images), np.concatenate(points)
+    images, points = decoder.draw(torch.as_tensor(features))
+    return to_uint8(images), points.cpu().numpy()
 
 
 def evaluate_decoder(decoder_dir: str | Path, data: list[str | Path], out: str | Path, *, pool: int = 100,
@@ -85,7 +79,7 @@ def evaluate_decoder(decoder_dir: str | Path, data: list[str | Path], out: str |
             else value[unseen] for key, value in test.items()}
     if len(test["identities"]) < 2:
         raise DataError(f"only {len(test['identities'])} held-out identities; need at least 2")
-    drawn, drawn_points = draw(decoder, test["features"], torch_device)
+    drawn, drawn_points = draw(decoder, test["features"])
     nearest = distance[unseen].argmin(axis=1)
     mean_face = train["faces"].astype(np.float32).mean(axis=0).round().astype(np.uint8)
     candidates = {"decoder": (drawn, drawn_points),

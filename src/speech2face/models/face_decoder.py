@@ -107,6 +107,21 @@ class FaceDecoder(PretrainedModel):
         """f_dec of the voice-encoder loss (Oh et al., Sec. 3.3): fc1 before its ReLU, (B, code_dim)."""
         return self.fc1(features)
 
+    @torch.no_grad()
+    def draw(self, features: torch.Tensor, batch: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features (N, D) -> images (N, 3, S, S) and landmarks (N, 68, 2), float32 on the model's device, drawn
+        in eval mode `batch` at a time (the mode the model was in is restored)."""
+        was_training = self.training
+        self.eval()
+        device = self.mean_landmarks.device
+        images, points = [], []
+        for chunk in features.split(batch):
+            decoded = self(chunk.to(device))
+            images.append(decoded.image.float())
+            points.append(decoded.landmarks.float())
+        self.train(was_training)
+        return torch.cat(images), torch.cat(points)
+
     def forward(self, features: torch.Tensor) -> DecodedFace:
         code = torch.relu(self.first_layer(features))
         batch = features.shape[0]

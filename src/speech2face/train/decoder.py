@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.utils.data import IterableDataset
 
-from ..data.dataset import ShardStream, shard_paths
+from ..data.dataset import ShardStream, face_item, shard_paths
 from ..data.photos import photo_sex
 from ..errors import DataError
 from ..evaluate.metrics import decoder_quality
@@ -38,8 +38,6 @@ from ..model_folder import STATE_FILE
 from ..models.face_decoder import FaceDecoder, FaceDecoderConfig
 from .augment import Augmentation, augment_batch, draws
 from .loop import TrainingSettings, run
-
-CROP_SIZE = 224  # prepare's aligned crops
 
 
 @dataclass(frozen=True)
@@ -63,15 +61,6 @@ class DecoderTraining(TrainingSettings):
 
     def augmentation(self) -> Augmentation:
         return Augmentation(flip=self.flip, morph=self.morph, colour=self.colour)
-
-
-def face_item(sample: dict[str, Any]) -> dict[str, np.ndarray]:
-    """A shard sample -> face (H, W, 3) uint8, landmarks normalised (68, 2), feature (D,)."""
-    face = sample["face"]
-    if face.shape != (CROP_SIZE, CROP_SIZE, 3):
-        raise DataError(f"{sample['key']}: face crop {face.shape}, expected {CROP_SIZE}x{CROP_SIZE}")
-    return {"face": face, "landmarks": ((sample["landmarks"] + 0.5) / CROP_SIZE).astype(np.float32),
-            "feature": sample["feature"].astype(np.float32)}
 
 
 def training_item(sample: dict[str, Any], seed: int) -> dict[str, np.ndarray]:
@@ -185,23 +174,10 @@ class DecoderTask:
                               self.embed if s.perceptual_weight > 0 else None, texture_weight=s.texture_weight,
                               landmark_weight=s.landmark_weight, perceptual_weight=s.perceptual_weight)
 
-    @torch.no_grad()
-    def decode(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Features (N, D) -> decoded images (N, 3, S, S) and landmarks (N, 68, 2), float32, in eval mode."""
-        was_training = self.model.training
-        self.model.eval()
-        images, points = [], []
-        for chunk in features.split(64):
-            decoded = self.model(chunk.to(self.device))
-            images.append(decoded.image.float())
-            points.append(decoded.landmarks.float())
-        self.model.train(was_training)
-        return torch.cat(images), torch.cat(points)
-
     def evaluate(self, step: int) -> dict[str, Any]:
         held, size = self.held, self.model.config.image_size
         faces = to_float(held["face"], size).to(self.device)
-        images, points = self.decode(held["feature"])
+        images, points = self.model.draw(held["feature"])
         show = grid_indices(held["speakers"])
         save_grid(self.out / "samples" / f"step_{step:06d}.png", faces[show], images[show])
         return decoder_quality(images, points, faces, held["landmarks"].to(self.device), held["speakers"],
