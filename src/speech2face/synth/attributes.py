@@ -7,6 +7,8 @@ Every identity draws three hidden attributes, standard normal and clipped to [-2
     age           the face moves from the younger to the older portraits of its sex (nose too); the voice
                   gets slower, men's F0 a little higher and women's a little lower
     size          face width and height; vocal-tract length (formant scale) within the voice's sex
+    nose          (photo worlds only: their faces are real, so this is measured, not drawn) nose width; the
+                  voice's pitch range (a livelier intonation)
 
 The face follows the attributes exactly (plus its own per-identity noise). The voice follows
 `strength * attribute + sqrt(1 - strength^2) * independent noise`, so each voice driver stays
@@ -176,14 +178,20 @@ def voice(attributes: dict[str, float], strength: float, noise: np.random.Genera
     # agreement 0.91 instead of 0.93-0.98, and no better on held-out real voices)
     pitch = F0_CENTRE_HZ[sex] * math.exp(-0.10 * (m - typical) + aging + 0.08 * jitter[0])
     variants = MALE_VARIANTS if sex == "male" else FEMALE_VARIANTS
+    source = float(noise.uniform())
+    variant = variants[int(noise.integers(len(variants)))]
+    # photo worlds' fourth attribute (photo_faces.py): a wider nose, a livelier intonation; drawn last, so that
+    # worlds of portraits (no "nose") keep their voices
+    liveliness = (0.2 * (strength * attributes["nose"] + other * noise.normal()) + 0.06 * jitter[1]
+                  if "nose" in attributes else 0.15 * jitter[1])
     return Voice(
         sex=sex,
         pitch_hz=float(np.clip(pitch, low, high)),
-        pitch_range=float(np.exp(0.15 * jitter[1])),
+        pitch_range=float(np.exp(liveliness)),
         formant_scale=float(FORMANT_SCALE[sex] * math.exp(-0.05 * s + 0.015 * jitter[2])),
         rate=float(np.clip(math.exp(-0.08 * a + 0.04 * jitter[3]), 0.75, 1.3)),
-        source=float(noise.uniform()),
-        variant=variants[int(noise.integers(len(variants)))],
+        source=source,
+        variant=variant,
     )
 
 

@@ -246,7 +246,8 @@ def render_identity(bases: dict[str, Base], shape: FaceShape, look: Look) -> tup
     """The identity's portrait (RGB uint8, the canvas) and its 68 landmarks."""
     base_image, base_points = morph(bases, look.mix)
     points = target_landmarks(base_points, shape)
-    image = warp(base_image, base_points, points).astype(np.float32)
+    unchanged = np.allclose(points, base_points, atol=1e-3)  # a real face kept as it is: no resampling blur
+    image = (base_image if unchanged else warp(base_image, base_points, points)).astype(np.float32)
     mask = face_mask(points, image.shape[:2])[..., None]
     image *= 1 + mask * (np.asarray(look.skin_gain, np.float32) - 1)
     x = np.linspace(-0.5, 0.5, image.shape[1], dtype=np.float32)

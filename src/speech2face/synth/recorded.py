@@ -16,6 +16,7 @@ testing a trained model on real voices (`held_out_recordings`, benchmarks/real_v
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,9 @@ PEAK = 0.9  # output peak level
 
 @dataclass(frozen=True)
 class Speaker:
-    """A recorded speaker: where its files are, which Debian package puts them there."""
+    """A real speaker: recorded files a Debian package installs (`kind` "recorded"), or a synthesiser voice
+    built from a real speaker's recordings (`kind` "synthesized": `command` is (festival | flite, voice), the
+    sentences it says are in `language`; synthesized.py)."""
 
     name: str
     sex: str
@@ -44,8 +47,14 @@ class Speaker:
     folder: str
     pattern: str
     licence: str
+    kind: str = "recorded"
+    command: tuple[str, str] = ("", "")
 
     def files(self) -> list[Path]:
+        if self.kind == "synthesized":
+            from . import synthesized
+
+            return synthesized.bank(self.command, self.language, self.package)
         found = sorted(Path(self.folder).glob(self.pattern))
         if not found:
             raise DataError(f"recorded voices need the Debian package {self.package} (speaker {self.name}, "
@@ -55,21 +64,49 @@ class Speaker:
 
 ASTERISK = "/usr/share/asterisk/sounds"
 FILLETS = "/usr/share/games/fillets-ng/sound"
+ASTERISK_LICENCE = "CC-BY-SA-3.0 (Asterisk core sounds, Digium)"
+
+
+def _festival(name: str, sex: str, language: str, package: str, voice: str, licence: str) -> Speaker:
+    return Speaker(name, sex, language, package, "", "", licence, "synthesized", ("festival", f"(voice_{voice})"))
+
+
+def _flite(name: str, sex: str, voice: str) -> Speaker:
+    return Speaker(name, sex, "en", "flite", "", "", "BSD-style (CMU ARCTIC, flite)", "synthesized", ("flite", voice))
+
+
+# Real speakers the world borrows utterances from (never HELD_OUT ones). Recorded speech first; recorded men run
+# out after one, so men (and, to keep "synthesised" from meaning "man", women too) also come from synthesiser
+# voices built from real speakers' recordings. `pick_source` draws a voice's speaker among its own sex's.
 SOURCES = (
     Speaker("allison", "female", "en-US", "asterisk-core-sounds-en-g722", f"{ASTERISK}/en_US_f_Allison", "*.g722",
-            "CC-BY-SA-3.0 (Asterisk core sounds, Digium)"),
+            ASTERISK_LICENCE),
     Speaker("june", "female", "fr-CA", "asterisk-core-sounds-fr-wav", f"{ASTERISK}/fr_CA_f_June", "*.wav",
-            "CC-BY-SA-3.0 (Asterisk core sounds, Digium)"),
+            ASTERISK_LICENCE),
     Speaker("ru-ivr", "female", "ru-RU", "asterisk-core-sounds-ru-wav", f"{ASTERISK}/ru_RU_f_IvrvoiceRU", "*.wav",
-            "CC-BY-SA-3.0 (Asterisk core sounds, Digium)"),
+            ASTERISK_LICENCE),
+    Speaker("july-es-co", "female", "es-CO", "asterisk-prompt-es-co", f"{ASTERISK}/es", "*.gsm",
+            "GPL-2 (Asterisk Colombian Spanish prompts, Avatar Ltda. / July E. Jimenez)"),
     Speaker("fillets-big-fish", "male", "cs", "fillets-ng-data-cs", FILLETS, "*/cs/*-v-*.ogg",
             "GPL-2+ (Fish Fillets NG data)"),
     Speaker("fillets-small-fish", "female", "cs", "fillets-ng-data-cs", FILLETS, "*/cs/*-m-*.ogg",
             "GPL-2+ (Fish Fillets NG data)"),
+    _festival("machac", "male", "cs", "festvox-czech-machac", "czech_machac", "GPL-3+ (Brailcom czech diphones)"),
+    _festival("czech-ph", "male", "cs", "festvox-czech-ph", "czech_ph", "GPL-2+ (Brailcom czech diphones)"),
+    _festival("dita", "female", "cs", "festvox-czech-dita", "czech_dita", "GPL-3+ (Brailcom czech diphones)"),
+    _festival("kal", "male", "en", "festvox-kallpc16k", "kal_diphone", "Festvox free licence (CMU/CSTR)"),
+    _festival("ked", "male", "en", "festvox-kdlpc16k", "ked_diphone", "Festvox free licence (CMU/CSTR)"),
+    _festival("slt", "female", "en", "festvox-us-slt-hts", "cmu_us_slt_arctic_hts", "BSD-3-clause (CMU ARCTIC)"),
+    _festival("suopuhe-mv", "male", "fi", "festvox-suopuhe-mv", "hy_fi_mv_diphone", "LGPL (Suopuhe)"),
+    _festival("suopuhe-lj", "female", "fi", "festvox-suopuhe-lj", "suo_fi_lj_diphone", "LGPL (Suopuhe)"),
+    _festival("ona", "female", "ca", "festvox-ca-ona-hts", "upc_ca_ona_hts", "LGPL-2.1+ (UPC Catalan HTS)"),
+    _flite("awb", "male", "awb"),
+    _flite("rms", "male", "rms"),
 )
+RECORDED_ONLY = tuple(s for s in SOURCES if s.kind == "recorded")
 HELD_OUT = (
     Speaker("carlo", "male", "it-IT", "asterisk-core-sounds-it-wav", f"{ASTERISK}/it_IT_m_Carlo", "*.wav",
-            "CC-BY-SA-3.0 (Asterisk core sounds, Digium)"),
+            ASTERISK_LICENCE),
     Speaker("menardi", "female", "it-IT", "asterisk-prompt-it-menardi-wav", f"{ASTERISK}/it_IT_f_Menardi", "*.wav",
             "CC-BY-SA-3.0 (Asterisk Italian prompts, Menardi)"),
 )
@@ -167,11 +204,15 @@ def change_gender(wave: np.ndarray, voice: Voice, source_sex: str, seed: int = 0
     return out * (PEAK / peak) if peak > 0 else out
 
 
-def pick_source(speakers: tuple[Source, ...], draw: float) -> Source:
-    """The recorded speaker of a voice, from its uniform `draw` (independent of the face). Each sex's speakers
-    share half the chances (four of the five sources are women): otherwise most men's voices would be women's
-    voices transformed far, most women's barely, and how much Praat changed a voice would tell its sex."""
-    groups = [[s for s in speakers if s.speaker.sex == sex] for sex in sorted({s.speaker.sex for s in speakers})]
+def pick_source(speakers: tuple[Source, ...], sex: str, draw: float) -> Source:
+    """The real speaker of a voice of `sex`, from its uniform `draw` (independent of the face): a speaker of the
+    same sex, so that the recording carries the sex and Praat only moves it within that sex's range. Recorded and
+    synthesised speakers share the chances equally (when the sex has both): otherwise most men would be
+    synthesised and most women recorded, and sounding synthesised would tell a voice's sex."""
+    own = [s for s in speakers if s.speaker.sex == sex]
+    if not own:
+        raise DataError(f"no {sex} source speaker")
+    groups = [group for kind in ("recorded", "synthesized") if (group := [s for s in own if s.speaker.kind == kind])]
     position = draw * len(groups)
     group = groups[min(len(groups) - 1, int(position))]
     return group[min(len(group) - 1, int((position % 1) * len(group)))]
@@ -180,16 +221,31 @@ def pick_source(speakers: tuple[Source, ...], draw: float) -> Source:
 def speak(speakers: tuple[Source, ...], voice: Voice, rng: np.random.Generator) -> tuple[np.ndarray, str]:
     """A clip of the identity's voice: utterances of its recorded speaker, transformed; and what was said
     (`speaker: file, file, ...`)."""
-    source = pick_source(speakers, voice.source)
+    source = pick_source(speakers, voice.sex, voice.source)
     wave, names = gather(source, rng)
     seed = int(rng.integers(2**31))
     return change_gender(wave, voice, source.speaker.sex, seed), f"{source.speaker.name}: {', '.join(names)}"
 
 
-def held_out_recordings(speaker: Speaker, seconds: float, count: int, seed: int = 0) -> list[np.ndarray]:
+HALVES = ("choosing", "measuring")
+
+
+def prompt_half(path: Path) -> str:
+    """Which half of the held-out speakers' prompts a file belongs to: "choosing" (may pick models, settings,
+    backbones) or "measuring" (only measures; the figures shown to users). A fixed hash of the prompt's name, so
+    both speakers' recordings of one prompt fall in the same half."""
+    digest = hashlib.sha256(f"held-out prompt:{path.stem}".encode()).digest()
+    return HALVES[digest[0] & 1]
+
+
+def held_out_recordings(speaker: Speaker, seconds: float, count: int, seed: int = 0,
+                        half: str | None = None) -> list[np.ndarray]:
     """`count` recordings of a held-out real speaker (untransformed: the real voice), each its utterances
-    joined to at least `seconds`; no file is used twice (fewer recordings when the files run out)."""
-    files = speaker.files()
+    joined to at least `seconds`; no file is used twice (fewer recordings when the files run out). `half`:
+    only prompts of that half (`prompt_half`), or all."""
+    if half is not None and half not in HALVES:
+        raise ValueError(f"half must be one of {HALVES}, got {half!r}")
+    files = [f for f in speaker.files() if half is None or prompt_half(f) == half]
     utterances = readable(files, np.random.default_rng(seed).permutation(len(files)))
     recordings: list[np.ndarray] = []
     while len(recordings) < count:

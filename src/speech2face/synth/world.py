@@ -29,10 +29,12 @@ import numpy as np
 from tqdm import tqdm
 
 from ..audio import SAMPLE_RATE
+from ..data.photos import CELEBA_999, CELEBA_TERMS, is_packaged
 from ..errors import DataError
 from ..files import atomic_write, claim_folder
 from . import recorded
 from .attributes import Identity, rng, sample_identity
+from .photo_faces import PORTRAITS, FacePhoto, photo_base, photo_identities
 from .portraits import BUILTIN, PortraitSpec, face_frame, frame_transforms, load_bases, render_frames, render_identity
 from .speech import VoiceBank, clip_text
 from .video import FPS, padded_length, write_clip
@@ -45,16 +47,7 @@ SPEAKER_PATTERN = r"^(.+)_\d+$"  # ytid = <speaker_id>_<clip>: the AVSpeech read
 VOICES_PER_BANK = 200
 CLIP_PURPOSE = 100  # generator keys (seed, identity, CLIP_PURPOSE + clip): one stream per clip
 VOICES = ("recorded", "espeak")
-NOTES = {
-    "recorded": ("SYNTHETIC pairing of real material: faces are morphs of real public-domain portraits and voices "
-                 "are real recorded speakers transformed (pitch, formants, rate) to targets set from the same hidden "
-                 "attributes; no real person's voice belongs to any face here."),
-    "espeak": ("SYNTHETIC: faces are morphs of real public-domain portraits and voices are espeak-ng speech whose "
-               "parameters are set from the same hidden attributes; no real person's voice belongs to any face here."),
-}
-NOTE = NOTES["recorded"]
-
-
+SPEAKER_SETS = {"all": None, "recorded": recorded.RECORDED_ONLY}  # --speakers: which real speakers lend utterances
 @dataclass(frozen=True)
 class WorldSettings:
     identities: int = 20
@@ -64,8 +57,21 @@ class WorldSettings:
     frame_size: int = 256
     face_noise: float = 1.0  # face variation no attribute explains (shape noise, morph split, skin tone, light)
     voices: str = "recorded"  # recorded speakers transformed by Praat, or "espeak" (fast, for tests)
+    speakers: str = "all"  # recorded voices' sources: all (recorded + synthesisers of real speakers) or recorded
+    faces: str = CELEBA_999  # a photo collection (name or folder; photo_faces.py), or "portraits" (the six built-in)
+    face_labels: str = ""  # the collection's CSV of file,identity,sex,age (s2f prepare --images's --labels)
+    val: float = 0.15  # the split `s2f prepare` will use on this world (--val/--test): its val/test identities
+    test: float = 0.15  # take photos no decoder trained on (photo worlds)
+
+    @property
+    def photos(self) -> bool:
+        return self.faces != PORTRAITS
 
     def check(self) -> None:
+        if not (self.val >= 0 and self.test >= 0 and self.val + self.test < 1):
+            raise DataError(f"val {self.val} + test {self.test} must leave some training identities")
+        if self.speakers not in SPEAKER_SETS:
+            raise DataError(f"speakers must be one of {', '.join(SPEAKER_SETS)}, got {self.speakers!r}")
         if self.voices not in VOICES:
             raise DataError(f"voices must be one of {', '.join(VOICES)}, got {self.voices!r}")
         if self.identities < 1 or self.clips < 1:
@@ -102,12 +108,16 @@ def craniofacial_measures(points: np.ndarray) -> dict[str, float]:
             "measured_eye_spacing": round(eye_distance / height, 4), "measured_nose_length": span(27, 33)}
 
 
-def identity_clips(identity: Identity, portraits: tuple[PortraitSpec, ...], settings: WorldSettings,
-                   voices_root: Path | None, speakers: tuple[recorded.Source, ...],
+def identity_clips(identity: Identity, portraits: tuple[PortraitSpec, ...] | tuple[FacePhoto, ...],
+                   settings: WorldSettings, voices_root: Path | None, speakers: tuple[recorded.Source, ...],
                    videos: Path) -> tuple[dict[str, object], list[ClipRow]]:
-    """Render one identity's clips (skipping files already there); its attributes row and clip rows. Voices
-    come from espeak-ng's folder `voices_root`, or (None) from the recorded `speakers`."""
-    bases = {base.name: base for base in load_bases(portraits)}
+    """Render one identity's clips (skipping files already there); its attributes row and clip rows. Its face:
+    its photos (photo worlds) or a morph of the portraits and the user's extra `portraits`. Voices come from
+    espeak-ng's folder `voices_root`, or (None) from the recorded `speakers`."""
+    if settings.photos:
+        bases = {photo.key: photo_base(photo) for photo in portraits}
+    else:
+        bases = {base.name: base for base in load_bases(portraits)}
     portrait, points = render_identity(bases, identity.shape, identity.look)
     rows = []
     for clip in range(settings.clips):
@@ -127,48 +137,90 @@ def identity_clips(identity: Identity, portraits: tuple[PortraitSpec, ...], sett
         centre = transforms[0] @ np.append(points.mean(axis=0), 1.0) / settings.frame_size
         rows.append(ClipRow(ytid, identity.speaker_id, clip, len(wave) / SAMPLE_RATE, float(centre[0]),
                             float(centre[1]), text))
-    row = identity.row() | {"strength": settings.strength} | craniofacial_measures(points)
+    face = {"face": ("photo" if len(identity.look.mix) == 1 else "morph of two photos") if settings.photos
+            else "morph of portraits"}
+    row = identity.row() | face | {"strength": settings.strength} | craniofacial_measures(points)
     return row, rows
 
 
-def _run_identity(job: tuple[Identity, tuple[PortraitSpec, ...], WorldSettings, Path | None,
+def _run_identity(job: tuple[Identity, tuple, WorldSettings, Path | None,
                               tuple[recorded.Source, ...], Path]) -> tuple[dict[str, object], list[ClipRow]]:
     return identity_clips(*job)
 
 
-def world_header(settings: WorldSettings, portraits: tuple[PortraitSpec, ...]) -> dict[str, object]:
-    """world.json: the settings, and what in the world is real and what is synthetic."""
-    real = {"portraits": [{"name": s.info.name, "sex": s.info.sex, "source": s.origin, "licence": s.licence}
-                          for s in BUILTIN] + [{"name": p.path.stem, "sex": p.sex, "source": str(p.path),
-                                                "licence": "given by the user"} for p in portraits]}
+def world_header(settings: WorldSettings, portraits: tuple[PortraitSpec, ...],
+                 speakers: tuple[recorded.Source, ...] = ()) -> dict[str, object]:
+    """world.json: the settings, and what in the world is real (with sources, licences, the voices' measured
+    median F0) and what is synthetic."""
+    if settings.photos:
+        real: dict[str, object] = {"faces": {
+            "collection": settings.faces, "labels": settings.face_labels or None,
+            "licence": CELEBA_TERMS if is_packaged(settings.faces) else "given by the user",
+            "use": "each identity's face is one real photo (or a same-sex morph of two), shown as it is"}}
+    else:
+        real = {"portraits": [{"name": s.info.name, "sex": s.info.sex, "source": s.origin, "licence": s.licence}
+                              for s in BUILTIN] + [{"name": p.path.stem, "sex": p.sex, "source": str(p.path),
+                                                    "licence": "given by the user"} for p in portraits]}
     if settings.voices == "recorded":
-        real["voices"] = [{"name": s.name, "sex": s.sex, "language": s.language, "debian_package": s.package,
-                           "licence": s.licence} for s in recorded.SOURCES]
-    synthetic = ["the pairing of every voice with a face", "the faces (morphs and warps of the portraits)",
+        real["voices"] = [source_entry(source) for source in speakers]
+    faces = ("the morphs of two photos (worlds larger than the collection)" if settings.photos
+             else "the faces (morphs and warps of the portraits)")
+    synthetic = ["the pairing of every voice with a face", faces,
                  "the voices (Praat 'Change gender' of the recordings)" if settings.voices == "recorded"
                  else "the voices (espeak-ng)"]
-    return {"format_version": FORMAT_VERSION, "synthetic": True, "note": NOTES[settings.voices],
+    return {"format_version": FORMAT_VERSION, "synthetic": True, "note": world_note(settings),
             "settings": settings.__dict__, "real": real, "synthetic_parts": synthetic, "fps": FPS,
             "sample_rate": SAMPLE_RATE}
+
+
+def world_note(settings: WorldSettings) -> str:
+    faces = ("faces are real photos of real people" if settings.photos
+             else "faces are morphs of real public-domain portraits")
+    voices = ("voices are real speakers (recorded, or synthesisers built from their recordings) transformed (pitch, "
+              "formants, rate) to targets set from what the face shows" if settings.voices == "recorded"
+              else "voices are espeak-ng speech whose parameters are set from what the face shows")
+    return f"SYNTHETIC pairing: {faces} and {voices}; no real person's voice belongs to any face here."
+
+
+def source_entry(source: recorded.Source) -> dict[str, object]:
+    """world.json's entry of a source speaker, with the median F0 of its first utterances (Praat)."""
+    speaker = source.speaker
+    waves = [wave for _, wave in recorded.readable(source.files, np.arange(min(len(source.files), F0_UTTERANCES)),
+                                                   recorded.SAMPLE_RATE // 4)]
+    f0 = float(np.nanmedian([recorded.median_f0(wave) for wave in waves])) if waves else float("nan")
+    return {"name": speaker.name, "sex": speaker.sex, "language": speaker.language, "kind": speaker.kind,
+            "package": speaker.package, "licence": speaker.licence, "utterances": len(source.files),
+            "median_f0_hz": round(f0, 1)}
+
+
+F0_UTTERANCES = 12
+NOTE = world_note(WorldSettings())
 
 
 def make_world(out: str | Path, settings: WorldSettings | None = None, *, workers: int | None = None,
                portraits: list[PortraitSpec] | None = None, progress: bool = True) -> Path:
     """Generate (or finish) the synthetic world in `out`; returns `out`. `workers`: processes (default:
-    the CPU count; 1 runs here). `portraits`: extra base portraits besides the built-in ones."""
+    the CPU count; 1 runs here). `portraits`: extra base portraits besides the built-in ones (portrait worlds)."""
     settings = settings or WorldSettings()
     settings.check()
     out = Path(out)
     extra = tuple(portraits or ())
-    bases = load_bases(extra)
+    if extra and settings.photos:
+        raise DataError("--portrait adds to the built-in portraits: use it with --faces portraits")
     # found once (a missing Debian package or parselmouth fails here, before any work), then passed to every job
-    speakers = recorded.sources() if settings.voices == "recorded" else ()
-    claim_folder(out, WORLD_FILE, world_header(settings, extra), "a synthetic world")
+    speakers = recorded.sources(SPEAKER_SETS[settings.speakers]) if settings.voices == "recorded" else ()
+    claim_folder(out, WORLD_FILE, world_header(settings, extra, speakers), "a synthetic world")
     videos = out / "videos"
     videos.mkdir(parents=True, exist_ok=True)
-    infos = [base.info for base in bases]
-    identities = [sample_identity(settings.seed, i, settings.strength, infos, settings.face_noise)
-                  for i in range(settings.identities)]
+    if settings.photos:
+        identities, used = photo_identities(settings.identities, settings.seed, settings.strength, settings.val,
+                                            settings.test, settings.faces, settings.face_labels or None, progress)
+        faces_of = {i.speaker_id: tuple(used[key] for key, _ in i.look.mix) for i in identities}
+    else:
+        infos = [base.info for base in load_bases(extra)]
+        identities = [sample_identity(settings.seed, i, settings.strength, infos, settings.face_noise)
+                      for i in range(settings.identities)]
+        faces_of = {i.speaker_id: extra for i in identities}
     with contextlib.ExitStack() as stack:
         jobs = []
         for first in range(0, len(identities), VOICES_PER_BANK):
@@ -176,7 +228,8 @@ def make_world(out: str | Path, settings: WorldSettings | None = None, *, worker
             for identity in identities[first:first + VOICES_PER_BANK]:
                 if bank is not None:
                     bank.add(identity.speaker_id, identity.voice)
-                jobs.append((identity, extra, settings, bank.root if bank else None, speakers, videos))
+                jobs.append((identity, faces_of[identity.speaker_id], settings, bank.root if bank else None,
+                             speakers, videos))
         results = list(tqdm(_map(jobs, workers), total=len(jobs), desc="synth", unit="identity",
                             disable=not progress))
     attribute_rows = [row for row, _ in results]
