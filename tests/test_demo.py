@@ -54,17 +54,15 @@ def test_the_shipped_demo_model_loads_at_once_and_matches_its_card(tmp_path: Pat
 @pytest.fixture(scope="module")
 def unseen_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Shards of a world the demo model never saw: seed 11, 70 identities; 80 % held out for evaluation (the
-    rest only fit the evaluation's attribute probes)."""
+    rest only fit the evaluation's attribute probes), on photos no decoder trained on."""
     from speech2face.data import PrepareSettings, manifests, prepare
-    from speech2face.demo import DEMO_FACE_NOISE
     from speech2face.synth import SPEAKER_PATTERN, WorldSettings, make_world
 
     root = tmp_path_factory.mktemp("unseen")
-    world = make_world(root / "world", WorldSettings(70, 1, seed=11, face_noise=DEMO_FACE_NOISE), workers=2,
-                       progress=False)
+    splits = {"val": 0.0, "test": 0.8}
+    world = make_world(root / "world", WorldSettings(70, 1, seed=11, **splits), workers=2, progress=False)
     segments = manifests.read_avspeech(world / "avspeech.csv", world / "videos", SPEAKER_PATTERN)
-    prepare(segments, root / "data", PrepareSettings(val=0.0, test=0.8), workers=2, progress=False,
-            synthetic=True)
+    prepare(segments, root / "data", PrepareSettings(**splits), workers=2, progress=False, synthetic=True)
     return root
 
 

@@ -219,7 +219,7 @@ def test_the_worlds_speakers_are_many_real_speakers_of_both_sexes(world: Path) -
 def test_a_synthesiser_that_cannot_speak_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from speech2face.synth import synthesized
 
-    monkeypatch.setenv("S2F_CACHE", str(tmp_path))
+    monkeypatch.setenv("S2F_VOICES", str(tmp_path))
     missing = recorded.Speaker("nobody", "male", "en", "festvox-nobody", "", "", "", "synthesized",
                                ("festival", "(voice_nobody_diphone)"))
     with pytest.raises(s2f.DataError, match="festvox-nobody"):
@@ -350,3 +350,23 @@ def test_bad_face_collections_are_one_line_errors(tmp_path: Path, capsys: pytest
     assert main(["synth", "--out", str(tmp_path / "b"), "--faces", str(empty), "--identities", "2", "-q"]) == 2
     error = capsys.readouterr().err.strip()
     assert "no usable" in error and "\n" not in error
+
+
+def test_a_photo_worlds_voice_follows_what_its_face_shows() -> None:
+    """Strength 1: each voice target follows the attribute measured on the real face (and the voice's sex is the
+    photo's); strength 0 (the control): nothing does."""
+    from speech2face.synth.photo_faces import photo_identities
+
+    def correlations(strength: float) -> tuple[dict[str, float], float]:
+        people, _ = photo_identities(80, 3, strength, 0.15, 0.15, "celeba-999", progress=False)
+        pairs = {"size": "formant_scale", "nose": "pitch_range", "age": "rate"}
+        found = {k: float(np.corrcoef([p.attributes[k] for p in people],
+                                      [np.log(getattr(p.voice, v)) for p in people])[0, 1]) for k, v in pairs.items()}
+        same_sex = np.mean([p.voice.sex == sex_of(p.attributes["masculinity"]) for p in people])
+        return found, float(same_sex)
+
+    followed, same_sex = correlations(1.0)
+    assert same_sex == 1.0
+    assert followed["size"] < -0.8 and followed["nose"] > 0.8 and followed["age"] < -0.8, followed
+    control, same_sex = correlations(0.0)
+    assert all(abs(r) < 0.3 for r in control.values()) and 0.3 < same_sex < 0.7, (control, same_sex)

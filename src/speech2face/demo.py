@@ -46,6 +46,7 @@ class DemoSize:
     decoder_steps: int  # of the photo decoder, when the demo trains it
     voice_steps: int
     photos: int | None = None  # of the collection, when the demo trains the decoder (None: all)
+    seconds: float = 6.0  # of speech per clip, at least: the voice encoder's window
 
 
 # a quarter of the face variation no attribute explains in a world of portraits (--faces portraits); photo worlds show
@@ -55,17 +56,20 @@ PHOTO_DECODER_STEPS = 2500  # 128 px on 2 CPU cores: ~28 minutes (docs/face_deco
 # the world's split: 420 identities -> 101 test speakers (retrieval in pools of 100) and 18 val, all on photos no
 # decoder trained on; 301 training speakers
 WORLD_SPLITS = {"val": 0.05, "test": 0.25}
-QUICK = DemoSize(identities=420, clips=2, decoder_steps=PHOTO_DECODER_STEPS, voice_steps=1200)
+QUICK = DemoSize(identities=420, clips=1, decoder_steps=PHOTO_DECODER_STEPS, voice_steps=700)
 FULL = DemoSize(identities=800, clips=1, decoder_steps=PHOTO_DECODER_STEPS, voice_steps=3000)
 DECODERS = ("auto", "photos", "shipped")  # or a decoder folder
 DECODER_FIGURES = "decoder_photos"  # the card's section of the decoder's held-out photo figures
 DEMO_TERMS = ("its face decoder learnt from CelebA photos: for non-commercial research only (CelebA's terms; the "
               "photos keep their owners' copyright)")
-VOICE_BACKBONE = "speaker"  # the shipped demo's (s2f demo --voice-backbone): benchmarks/voice_backbones.py
+# the shipped demo's backbone (s2f demo --voice-backbone, --[no-]finetune-backbone), chosen by
+# benchmarks/voice_backbones.py on the quick world and the choosing half of the held-out real voices
+VOICE_BACKBONE = "speaker"
+FINETUNE_BACKBONE = True
 
 
 def voice_settings(size: DemoSize, seed: int, voice_backbone: str = VOICE_BACKBONE,
-                   finetune_backbone: bool = False) -> Any:
+                   finetune_backbone: bool = FINETUNE_BACKBONE) -> Any:
     """How the demo trains its voice encoder (benchmarks/voice_backbones.py trains the others the same way)."""
     from .train import VoiceTraining
 
@@ -137,7 +141,8 @@ def demo_decoder(out: Path, decoder: str, quick: bool, size: DemoSize, seed: int
 
 def run_demo(out: str | Path, quick: bool = True, seed: int = 0, strength: float = 1.0, workers: int = 2,
              progress: bool = True, size: DemoSize | None = None, voice_backbone: str = VOICE_BACKBONE,
-             finetune_backbone: bool = False, decoder: str = "auto", speakers: str = "all") -> dict[str, Any]:
+             finetune_backbone: bool = FINETUNE_BACKBONE, decoder: str = "auto",
+             speakers: str = "all") -> dict[str, Any]:
     """Run every stage into `out` (resumable stage by stage); returns the evaluation metrics.
     `size` overrides the quick / full presets (tests use a tiny one); `voice_backbone`: `s2f train`'s;
     `decoder`: see the module's docstring; `speakers`: the world's source speakers (`s2f synth --speakers`)."""
@@ -164,7 +169,8 @@ def run_demo(out: str | Path, quick: bool = True, seed: int = 0, strength: float
     decoder_dir, decoder_figures = demo_decoder(out, decoder, quick, size, seed, workers, progress)
     stage("synth")
     world = make_world(out / "world", WorldSettings(size.identities, size.clips, seed, strength,
-                                                    face_noise=DEMO_FACE_NOISE, speakers=speakers, **WORLD_SPLITS),
+                                                    face_noise=DEMO_FACE_NOISE, speakers=speakers,
+                                                    seconds=size.seconds, **WORLD_SPLITS),
                        workers=workers, progress=progress)
     stage("prepare")
     segments = manifests.read_avspeech(world / "avspeech.csv", world / "videos", SPEAKER_PATTERN)

@@ -64,6 +64,8 @@ def register_synth(verbs: argparse._SubParsersAction) -> None:
     setting(parser, "--face-labels", WorldSettings, "CSV of file,identity,sex,age for a --faces folder")
     setting(parser, "--val", WorldSettings, "share of identities s2f prepare will hold out for validation")
     setting(parser, "--test", WorldSettings, "share of identities s2f prepare will hold out for testing")
+    setting(parser, "--seconds", WorldSettings, "speech per clip, at least (recorded voices; s2f demo uses 6, the "
+                                                "voice encoder's window)")
     setting(parser, "--size", WorldSettings, "video frame size in pixels", field="frame_size")
     setting(parser, "--face-noise", WorldSettings, "--faces portraits only: scale of the face variation no attribute "
                                                    "explains (shape noise, morph split, skin tone, light)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..demo import DECODERS, VOICE_BACKBONE
+from ..demo import DECODERS, FINETUNE_BACKBONE, VOICE_BACKBONE
 from ..models import VOICE_BACKBONES
 from .common import add_quiet
 
@@ -95,7 +95,7 @@ def demo(args: argparse.Namespace) -> int:
     if args.decoder_only:
         return demo_decoder_only(args)
     if args.ship and not (args.quick and args.strength == 1.0 and args.seed == 0
-                          and args.voice_backbone == VOICE_BACKBONE and not args.finetune_backbone
+                          and args.voice_backbone == VOICE_BACKBONE and args.finetune_backbone == FINETUNE_BACKBONE
                           and args.speakers == "all"):
         raise DataError("--ship writes the package's demo model: only with --quick, --strength 1, --seed 0 and the "
                         f"default backbone ({VOICE_BACKBONE}) and speakers")
@@ -146,8 +146,9 @@ def register_demo(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, default=2, help="processes for synth and prepare (default 2)")
     parser.add_argument("--voice-backbone", choices=VOICE_BACKBONES, default=VOICE_BACKBONE,
                         help=f"voice encoder, as s2f train --voice-backbone (default {VOICE_BACKBONE})")
-    parser.add_argument("--finetune-backbone", action="store_true",
-                        help="with --voice-backbone speaker: train the speaker encoder too")
+    parser.add_argument("--finetune-backbone", action=argparse.BooleanOptionalAction, default=FINETUNE_BACKBONE,
+                        help="with --voice-backbone speaker: train the speaker encoder too (default: "
+                             f"{'yes' if FINETUNE_BACKBONE else 'no'}, chosen by benchmarks/voice_backbones.py)")
     from ..synth.world import SPEAKER_SETS
 
     parser.add_argument("--speakers", choices=tuple(SPEAKER_SETS), default="all",

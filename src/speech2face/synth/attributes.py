@@ -161,8 +161,33 @@ def portrait_mix(portraits: Sequence[PortraitInfo], attributes: dict[str, float]
     return tuple(mix)
 
 
-def voice(attributes: dict[str, float], strength: float, noise: np.random.Generator) -> Voice:
-    """Voice targets from the attributes; see the module docstring for `strength`."""
+@dataclass(frozen=True)
+class VoiceEffects:
+    """How strongly each attribute moves the voice (log-scale coefficients), and the voice's own spread (jitter).
+    Worlds of portraits use `PORTRAIT_EFFECTS`; worlds of real photos `PHOTO_EFFECTS`: their attributes are measured
+    on real faces (a real face's jaw or nose says less about the rest of it than a warp along that axis), so each
+    moves the voice further and the voice's own spread is smaller."""
+
+    f0_masculinity: float = 0.10  # within a sex: more masculine -> lower
+    f0_age: float = 0.04  # older men higher, older women lower
+    f0_jitter: float = 0.08
+    formant_size: float = 0.05  # larger -> longer vocal tract -> lower formants
+    formant_jitter: float = 0.015
+    rate_age: float = 0.08  # older -> slower
+    rate_jitter: float = 0.04
+    range_nose: float = 0.0  # photo worlds: a wider nose -> a livelier intonation (pitch range)
+    range_jitter: float = 0.15
+
+
+PORTRAIT_EFFECTS = VoiceEffects()
+PHOTO_EFFECTS = VoiceEffects(f0_age=0.06, f0_jitter=0.05, formant_size=0.08, rate_age=0.12, rate_jitter=0.03,
+                             range_nose=0.25, range_jitter=0.06)
+
+
+def voice(attributes: dict[str, float], strength: float, noise: np.random.Generator,
+          effects: VoiceEffects = PORTRAIT_EFFECTS) -> Voice:
+    """Voice targets from the attributes; see the module docstring for `strength`. A "nose" attribute (photo
+    worlds) sets the pitch range; its independent draw comes last, so worlds without one keep their voices."""
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be in [0, 1], got {strength}")
     independent = noise.normal(size=len(ATTRIBUTES))
@@ -171,25 +196,23 @@ def voice(attributes: dict[str, float], strength: float, noise: np.random.Genera
     jitter = np.clip(noise.normal(size=4), -2.5, 2.5)
     sex = sex_of(m)
     typical = 0.8 if sex == "male" else -0.8  # the mean masculinity of the sex's half of N(0, 1)
-    # within a sex: more masculine -> lower; older men higher, older women lower; plus the voice's own spread
-    aging = 0.04 * a if sex == "male" else -0.04 * a
+    aging = effects.f0_age * a if sex == "male" else -effects.f0_age * a
     low, high = F0_LIMITS_HZ[sex]
-    # 95 % of men ~98-150 Hz, of women ~165-250 Hz (a wider spread, 0.15, taught the quick demo less: sex
-    # agreement 0.91 instead of 0.93-0.98, and no better on held-out real voices)
-    pitch = F0_CENTRE_HZ[sex] * math.exp(-0.10 * (m - typical) + aging + 0.08 * jitter[0])
+    # portraits: 95 % of men ~98-150 Hz, of women ~165-250 Hz (a wider spread, 0.15, taught the quick demo less:
+    # sex agreement 0.91 instead of 0.93-0.98, and no better on held-out real voices)
+    within = -effects.f0_masculinity * (m - typical) + aging
+    pitch = F0_CENTRE_HZ[sex] * math.exp(within + effects.f0_jitter * jitter[0])
     variants = MALE_VARIANTS if sex == "male" else FEMALE_VARIANTS
     source = float(noise.uniform())
     variant = variants[int(noise.integers(len(variants)))]
-    # photo worlds' fourth attribute (photo_faces.py): a wider nose, a livelier intonation; drawn last, so that
-    # worlds of portraits (no "nose") keep their voices
-    liveliness = (0.2 * (strength * attributes["nose"] + other * noise.normal()) + 0.06 * jitter[1]
-                  if "nose" in attributes else 0.15 * jitter[1])
+    nose = strength * attributes["nose"] + other * noise.normal() if "nose" in attributes else 0.0
     return Voice(
         sex=sex,
         pitch_hz=float(np.clip(pitch, low, high)),
-        pitch_range=float(np.exp(liveliness)),
-        formant_scale=float(FORMANT_SCALE[sex] * math.exp(-0.05 * s + 0.015 * jitter[2])),
-        rate=float(np.clip(math.exp(-0.08 * a + 0.04 * jitter[3]), 0.75, 1.3)),
+        pitch_range=float(np.exp(effects.range_nose * nose + effects.range_jitter * jitter[1])),
+        formant_scale=float(FORMANT_SCALE[sex]
+                            * math.exp(-effects.formant_size * s + effects.formant_jitter * jitter[2])),
+        rate=float(np.clip(math.exp(-effects.rate_age * a + effects.rate_jitter * jitter[3]), 0.75, 1.3)),
         source=source,
         variant=variant,
     )

@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import DataError
-from .attributes import FaceShape, Identity, Look, rng, voice
+from .attributes import PHOTO_EFFECTS, VOICE, FaceShape, Identity, Look, rng, voice
 
 PORTRAITS = "portraits"  # --faces portraits: the six built-in public-domain portraits (a small offline fallback)
 MIN_SEX_CONFIDENCE = 0.9
@@ -128,7 +128,8 @@ def photo_identity(speaker: str, index: int, seed: int, strength: float,
     attributes = photo_attributes(points, sex, sum(weight * photo.age for photo, weight in mix))
     look = Look(skin_gain=(1.0, 1.0, 1.0), light_slope=0.0, zoom=float(rng(seed, index, VIEW).uniform(*PHOTO_ZOOM)),
                 mix=tuple((photo.key, weight) for photo, weight in mix))
-    return Identity(speaker, index, attributes, NEUTRAL, look, voice(attributes, strength, rng(seed, index, 3)))
+    sound = voice(attributes, strength, rng(seed, index, VOICE), PHOTO_EFFECTS)
+    return Identity(speaker, index, attributes, NEUTRAL, look, sound)
 
 
 def usable_photos(photos: list, needed: int, held_out: bool, progress: bool) -> list[FacePhoto]:

@@ -32,6 +32,7 @@ GAP_SECONDS = 0.2  # silence between two utterances
 PITCH_FLOOR_HZ, PITCH_CEILING_HZ = 75.0, 600.0  # Praat's pitch analysis range for "Change gender"
 TRIM_DB = 35.0  # leading / trailing audio this far below the utterance's peak frame is cut
 PEAK = 0.9  # output peak level
+SPEAK_TRIES = 5
 
 
 @dataclass(frozen=True)
@@ -218,13 +219,21 @@ def pick_source(speakers: tuple[Source, ...], sex: str, draw: float) -> Source:
     return group[min(len(group) - 1, int((position % 1) * len(group)))]
 
 
-def speak(speakers: tuple[Source, ...], voice: Voice, rng: np.random.Generator) -> tuple[np.ndarray, str]:
-    """A clip of the identity's voice: utterances of its recorded speaker, transformed; and what was said
-    (`speaker: file, file, ...`)."""
+def speak(speakers: tuple[Source, ...], voice: Voice, rng: np.random.Generator,
+          min_seconds: float = MIN_SECONDS) -> tuple[np.ndarray, str]:
+    """A clip of the identity's voice (at least `min_seconds` before Praat changes its rate): utterances of its
+    recorded speaker, transformed; and what was said (`speaker: file, file, ...`)."""
+    import parselmouth
+
     source = pick_source(speakers, voice.sex, voice.source)
-    wave, names = gather(source, rng)
-    seed = int(rng.integers(2**31))
-    return change_gender(wave, voice, source.speaker.sex, seed), f"{source.speaker.name}: {', '.join(names)}"
+    for _ in range(SPEAK_TRIES):
+        wave, names = gather(source, rng, min_seconds)
+        seed = int(rng.integers(2**31))
+        try:
+            return change_gender(wave, voice, source.speaker.sex, seed), f"{source.speaker.name}: {', '.join(names)}"
+        except parselmouth.PraatError:  # nothing voiced to move (a prompt folder's tones, sound effects): draw again
+            continue
+    raise DataError(f"Praat found no voice to change in {SPEAK_TRIES} draws of {source.speaker.name}'s recordings")
 
 
 HALVES = ("choosing", "measuring")

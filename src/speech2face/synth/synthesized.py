@@ -2,10 +2,10 @@
 CMU ARCTIC voices): where recorded men run out, their timbre comes from these.
 
 Each voice says a fixed list of sentences of its language once; the utterances are cached as 16 kHz WAV files
-($S2F_CACHE/voices/<voice>-<hash of command and texts>/NNN.wav, written atomically), so every world and every
-worker reads the same files, as it reads a Debian package's recordings.
+($S2F_VOICES, default ~/.cache/speech2face/voices: <voice>-<hash of command and texts>/NNN.wav, written
+atomically), so every world and every worker reads the same files, as it reads a Debian package's recordings.
 
-    paths = bank(command, language)    # synthesises what is missing; DataError names a missing package
+    paths = bank(command, language, package)   # synthesises what is missing; DataError names a missing package
 
 Prosody is the synthesiser's (diphone voices are monotone and regular); the timbre is the recorded speaker's.
 docs/synth.md measures what they do to real voices.
@@ -14,6 +14,7 @@ docs/synth.md measures what they do to real voices.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import tempfile
@@ -63,9 +64,11 @@ PROGRAMS = {"festival": ("text2wave", "festival"), "flite": ("flite", "flite")} 
 
 
 def cache_root() -> Path:
-    from ..registry import cache_dir
-
-    return cache_dir() / "voices"
+    """$S2F_VOICES, else ~/.cache/speech2face/voices: apart from the models' cache ($S2F_CACHE), which tests
+    empty to build models from nothing; these files only depend on the installed voices."""
+    if os.environ.get("S2F_VOICES"):
+        return Path(os.environ["S2F_VOICES"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "speech2face" / "voices"
 
 
 def bank(command: tuple[str, str], language: str, package: str) -> list[Path]:

@@ -62,6 +62,7 @@ class WorldSettings:
     face_labels: str = ""  # the collection's CSV of file,identity,sex,age (s2f prepare --images's --labels)
     val: float = 0.15  # the split `s2f prepare` will use on this world (--val/--test): its val/test identities
     test: float = 0.15  # take photos no decoder trained on (photo worlds)
+    seconds: float = recorded.MIN_SECONDS  # of speech per clip, at least (recorded voices)
 
     @property
     def photos(self) -> bool:
@@ -74,6 +75,8 @@ class WorldSettings:
             raise DataError(f"speakers must be one of {', '.join(SPEAKER_SETS)}, got {self.speakers!r}")
         if self.voices not in VOICES:
             raise DataError(f"voices must be one of {', '.join(VOICES)}, got {self.voices!r}")
+        if not 1.0 <= self.seconds <= 60.0:
+            raise DataError(f"seconds per clip must be in [1, 60], got {self.seconds}")
         if self.identities < 1 or self.clips < 1:
             raise DataError(f"need at least one identity and one clip, got {self.identities} x {self.clips}")
         if not 0.0 <= self.strength <= 1.0:
@@ -123,7 +126,7 @@ def identity_clips(identity: Identity, portraits: tuple[PortraitSpec, ...] | tup
     for clip in range(settings.clips):
         clip_rng = rng(settings.seed, identity.index, CLIP_PURPOSE + clip)
         if voices_root is None:
-            wave, text = recorded.speak(speakers, identity.voice, clip_rng)
+            wave, text = recorded.speak(speakers, identity.voice, clip_rng, settings.seconds)
         else:
             text = clip_text(clip_rng)
             wave = VoiceBank(voices_root).say(identity.speaker_id, identity.voice, text)
