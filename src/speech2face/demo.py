@@ -207,6 +207,7 @@ def demo_card(metrics: dict[str, Any], real: dict[str, Any] | None, seed: int, s
     evaluation: dict[str, Any] = {
         "speakers": metrics["protocol"]["speakers"], "pool": cos["pool"], "R@1": cos["R@1"],
         "chance_R@1": cos["chance_R@1"], "R@5": cos["R@5"], "chance_R@5": cos["chance_R@5"],
+        "mean_rank": cos["mean_rank"], "chance_mean_rank": cos["chance_mean_rank"],
         "matching_1_of_2": metrics["matching_1_of_2"]["any"]["accuracy"]}
     judged = metrics.get("judge", {})
     if "sex" in judged:
@@ -223,10 +224,11 @@ def demo_card(metrics: dict[str, Any], real: dict[str, Any] | None, seed: int, s
     return ModelCard(
         name="demo" if strength == 1.0 else f"demo-strength-{strength:g}", synthetic=True,
         description=(f"{what}, trained by `s2f demo --quick` on a synthetic world (seed {seed}, strength "
-                     f"{strength:g}), through {describe_decoder(decoder_figures)}. Real: the portraits (public "
-                     "domain) and the recorded speakers (Debian packages) of the world. Synthetic: which voice goes "
-                     "with which face, the morphs and warps of the world's faces, and Praat's transformation of the "
-                     "voices."),
+                     f"{strength:g}), through {describe_decoder(decoder_figures)}. Real: the world's faces (CelebA "
+                     "photos of real people; held-out speakers wear photos the decoder never trained on) and its 17 "
+                     "source speakers (Debian packages: recorded, or Festival/flite voices built from real "
+                     "speakers). Synthetic: which voice goes with which face, and Praat's transformation of each "
+                     "voice to the pitch, vocal-tract length, rate and intonation its face's attributes set."),
         face_encoder="dlib-torch", evaluation=evaluation, terms=DEMO_TERMS if decoder_figures else "")
 
 
