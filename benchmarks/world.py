@@ -48,7 +48,7 @@ def measure_voices(count: int, seed: int) -> None:
     rows: dict[str, list[tuple[float, float, float, float]]] = {sex: [] for sex in SEXES}
     for index in range(count):
         voice = sample_identity(seed, index, 1.0, portraits).voice
-        source = recorded.pick_source(speakers, voice.source)
+        source = recorded.pick_source(speakers, voice.sex, voice.source)
         original, _ = recorded.gather(source, np.random.default_rng(index))
         changed = recorded.change_gender(original, voice, source.speaker.sex, seed=index)
         scale = recorded.formant_shift(original, changed) * FORMANT_SCALE[source.speaker.sex]
@@ -71,8 +71,9 @@ def main() -> None:
     parser.add_argument("--voices", type=int, default=24, help="recorded voices to measure")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        world = make_world(Path(folder) / "w", WorldSettings(args.identities, 1, args.seed, face_noise=args.face_noise,
-                                                             voices="espeak"), workers=2, progress=False)
+        settings = WorldSettings(args.identities, 1, args.seed, face_noise=args.face_noise, voices="espeak",
+                                 faces="portraits")
+        world = make_world(Path(folder) / "w", settings, workers=2, progress=False)
         judge_world(world)
     measure_voices(args.voices, args.seed)
 

@@ -144,8 +144,8 @@ def test_an_input_that_cannot_be_read_is_one_line(tmp_path: Path, tiny_model: Pa
     file.write_text("not what is wanted")
     out = str(tmp_path / "out")
     cases = {
-        "synth": (["synth", "--out", out, "--identities", "1", "--voices", "espeak", "--portrait",
-                   f"{folder}:female:30", "-q"], folder),
+        "synth": (["synth", "--out", out, "--identities", "1", "--voices", "espeak", "--faces", "portraits",
+                   "--portrait", f"{folder}:female:30", "-q"], folder),
         "prepare": (["prepare", "--avspeech", str(folder), "--videos", str(folder), "--out", out, "-q"], folder),
         "train-decoder": (["train-decoder", "--data", str(file), "--out", out, "--steps", "1", "-q"], file),
         "train": (["train", "--data", str(prepared), "--decoder", str(file), "--out", out, "--steps", "1", "-q"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import random
@@ -32,8 +33,8 @@ SETTINGS = PrepareSettings(shard_size=3, val=0.25, test=0.25)
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_world(tmp_path_factory.mktemp("world") / "w", WorldSettings(identities=4, clips=2, seed=3),
-                      workers=2, progress=False)
+    settings = WorldSettings(identities=4, clips=2, seed=3, faces="portraits", speakers="recorded")
+    return make_world(tmp_path_factory.mktemp("world") / "w", settings, workers=2, progress=False)
 
 
 def samples_of(out: Path) -> dict[str, dict]:
@@ -201,8 +202,12 @@ def test_a_fuzzed_corpus_is_recorded_failure_by_failure_and_loses_nothing_else(w
     for key in damaged:
         if key in samples:
             assert np.isfinite(samples[key]["feature"]).all()
-    assert set(clean) == {"syn00000_00_00000500"} and set(clean) <= set(samples)
-    assert failures_of(tmp_path / "clean") == {"syn00002_00_00000500": "past-end"} == {
+    with (world / "clips.csv").open() as handle:  # an intact clip shorter than the segment's end is past-end
+        seconds = {row["ytid"]: float(row["seconds"]) for row in csv.DictReader(handle)}
+    long_enough = {f"{ytid}_00000500" for ytid in ("syn00000_00", "syn00002_00") if seconds[ytid] >= 3.5}
+    assert long_enough and set(clean) == long_enough and set(clean) <= set(samples)
+    short = {f"{ytid}_00000500": "past-end" for ytid in ("syn00000_00", "syn00002_00") if seconds[ytid] < 3.5}
+    assert failures_of(tmp_path / "clean") == short == {
         key: reason for key, reason in failed.items() if key.startswith("syn")}
     for key, sample in clean.items():
         assert samples[key]["audio"] == sample["audio"] and np.array_equal(samples[key]["feature"], sample["feature"])

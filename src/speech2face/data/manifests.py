@@ -28,6 +28,9 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 _SECTION = re.compile(r"^(.+)\+(\d+)-(\d+)$")
 SECTION_TOLERANCE = 0.002  # seconds: section bounds are whole milliseconds
+# a synthetic world (`s2f synth`): its header file, and how its ytids (<speaker_id>_<clip>) name their speaker
+WORLD_FILE = "world.json"
+SPEAKER_PATTERN = r"^(.+)_\d+$"
 
 
 @dataclass(frozen=True)
@@ -225,8 +228,6 @@ def read_sources(*, avspeech: str | Path | None = None, videos: str | Path | Non
     if avspeech is not None:
         if videos is None:
             raise DataError("--avspeech needs --videos DIR, the folder of downloaded videos")
-        from ..synth.world import SPEAKER_PATTERN, WORLD_FILE
-
         synthetic = (Path(avspeech).parent / WORLD_FILE).is_file()
         if speaker_pattern is None and synthetic:
             speaker_pattern = SPEAKER_PATTERN

@@ -56,7 +56,7 @@ class FacePhoto:
 def photo_attributes(points: np.ndarray, sex: str, age: float) -> dict[str, float]:
     """The world's hidden attributes of a real face: masculinity (its sign the sex; within the sex, a wider jaw is
     more masculine), age (standardised years) and size (face width to height), each clipped to [-2, 2]."""
-    from .world import craniofacial_measures
+    from .portraits import craniofacial_measures
 
     measures = craniofacial_measures(points)
     jaw_mean, jaw_sd = JAW_RATIO[sex]
@@ -133,8 +133,9 @@ def photo_identity(speaker: str, index: int, seed: int, strength: float,
 
 
 def usable_photos(photos: list, needed: int, held_out: bool, progress: bool) -> list[FacePhoto]:
-    """The first `needed` photos (in the given order) with one clear frontal face and a known sex; all of them when
-    there are fewer. Faces are found one photo at a time and judged JUDGE_BATCH at a time."""
+    """The first `needed` photos (in the given order) with one clear frontal face (a photo's rule, `s2f prepare
+    --images`: about a tenth turn further than video frames may, and prepare refuses their clips) and a known sex;
+    all of them when there are fewer. Faces are found one photo at a time and judged JUDGE_BATCH at a time."""
     from ..data.photos import PhotoFailure, photo_face, read_photo
     from ..faces.judge import Judge
 
@@ -201,7 +202,7 @@ def photo_base(photo: FacePhoto) -> object:
 def reference_population(count: int = 400) -> None:
     """Print the ratios JAW_RATIO, WIDTH_RATIO and AGE_YEARS are set from (the first `count` usable photos)."""
     from ..data.photos import CELEBA_999, read_photos
-    from .world import craniofacial_measures
+    from .portraits import craniofacial_measures
 
     photos = usable_photos(read_photos(CELEBA_999), count, False, True)
     rows = [(p.sex, craniofacial_measures(canvas_landmarks(p.landmarks)), p.age) for p in photos]

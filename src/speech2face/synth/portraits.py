@@ -171,6 +171,19 @@ def face_frame(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     return (left + right) / 2, np.stack([u, v]), float(np.linalg.norm(left - right))
 
 
+def craniofacial_measures(points: np.ndarray) -> dict[str, float]:
+    """Ratios measured on the identity's landmarks, in units of its face height (eyes to chin)."""
+    origin, _, eye_distance = face_frame(points)
+    height = float(np.linalg.norm(points[8] - origin))
+
+    def span(a: int, b: int) -> float:
+        return round(float(np.linalg.norm(points[a] - points[b])) / height, 4)
+
+    return {"measured_face_width": span(0, 16), "measured_jaw_width": span(4, 12),
+            "measured_nose_width": span(31, 35), "measured_mouth_width": span(48, 54),
+            "measured_eye_spacing": round(eye_distance / height, 4), "measured_nose_length": span(27, 33)}
+
+
 def target_landmarks(points: np.ndarray, shape: FaceShape) -> np.ndarray:
     """Where the 68 landmarks go for this face shape (image pixels)."""
     origin, axes, eye_distance = face_frame(points)

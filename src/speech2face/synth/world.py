@@ -29,19 +29,26 @@ import numpy as np
 from tqdm import tqdm
 
 from ..audio import SAMPLE_RATE
+from ..data.manifests import WORLD_FILE
 from ..data.photos import CELEBA_999, CELEBA_TERMS, is_packaged
 from ..errors import DataError
 from ..files import atomic_write, claim_folder
 from . import recorded
 from .attributes import Identity, rng, sample_identity
 from .photo_faces import PORTRAITS, FacePhoto, photo_base, photo_identities
-from .portraits import BUILTIN, PortraitSpec, face_frame, frame_transforms, load_bases, render_frames, render_identity
+from .portraits import (
+    BUILTIN,
+    PortraitSpec,
+    craniofacial_measures,
+    frame_transforms,
+    load_bases,
+    render_frames,
+    render_identity,
+)
 from .speech import VoiceBank, clip_text
 from .video import FPS, padded_length, write_clip
 
 FORMAT_VERSION = 2
-WORLD_FILE = "world.json"
-SPEAKER_PATTERN = r"^(.+)_\d+$"  # ytid = <speaker_id>_<clip>: the AVSpeech reader's --speaker-pattern for a world
 # espeak-ng lists at most 349 voices per data folder, its stock voices included: one private folder per
 # this many speakers (400 in one folder failed; 200 works)
 VOICES_PER_BANK = 200
@@ -96,19 +103,6 @@ class ClipRow:
     x: float
     y: float
     text: str
-
-
-def craniofacial_measures(points: np.ndarray) -> dict[str, float]:
-    """Ratios measured on the identity's landmarks, in units of its face height (eyes to chin)."""
-    origin, _, eye_distance = face_frame(points)
-    height = float(np.linalg.norm(points[8] - origin))
-
-    def span(a: int, b: int) -> float:
-        return round(float(np.linalg.norm(points[a] - points[b])) / height, 4)
-
-    return {"measured_face_width": span(0, 16), "measured_jaw_width": span(4, 12),
-            "measured_nose_width": span(31, 35), "measured_mouth_width": span(48, 54),
-            "measured_eye_spacing": round(eye_distance / height, 4), "measured_nose_length": span(27, 33)}
 
 
 def identity_clips(identity: Identity, portraits: tuple[PortraitSpec, ...] | tuple[FacePhoto, ...],
