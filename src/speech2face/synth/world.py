@@ -4,10 +4,10 @@
                              that completes the last AAC frame); the face drifts slightly
     DIR/avspeech.csv         ytid,start,end,x,y (no header; x, y the face centre in the first frame, 0..1)
     DIR/clips.csv            ytid,speaker_id,clip,seconds,text
-    DIR/attributes.csv       per identity: hidden attributes, face shape factors, measured craniofacial
-                             ratios, look, voice parameters
-    DIR/world.json           the settings, what is real (portraits, recorded voices, with sources and
-                             licences) and what is synthetic (the pairing, the transformations)
+    DIR/attributes.csv       per identity: attributes (read from its photo, or drawn for portraits), its face
+                             (photo keys or portrait mix), measured craniofacial ratios, look, voice parameters
+    DIR/world.json           the settings, what is real (the photo collection or portraits; every source
+                             speaker with licence and median F0) and what is synthetic (pairing, transformations)
 
 ytid = <speaker_id>_<clip>, so speaker-disjoint splits can group by the part before the underscore.
 Each clip is written atomically and skipped when a rerun finds it, so an interrupted run resumes; the
