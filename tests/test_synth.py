@@ -350,6 +350,7 @@ def test_bad_face_collections_are_one_line_errors(tmp_path: Path, capsys: pytest
     assert main(["synth", "--out", str(tmp_path / "b"), "--faces", str(empty), "--identities", "2", "-q"]) == 2
     error = capsys.readouterr().err.strip()
     assert "no usable" in error and "\n" not in error
+    assert not (tmp_path / "b").exists()  # refused before the folder is claimed
 
 
 def test_a_photo_worlds_voice_follows_what_its_face_shows() -> None:

@@ -41,6 +41,7 @@ MAX_PIXELS = 64_000_000  # larger images are refused as decompression bombs (a 8
 MIN_PHOTO_SIDE = 40  # px: nothing smaller holds a face worth a crop
 AREA_DOMINANCE = 2.0  # the largest face is THE face when it is this many times the next one's area
 EMBED_BATCH = 32
+SURE_SEX = 0.9  # the judge's p(male) (or 1 - it) from which a photo's sex is taken as known
 # |yaw proxy| (choose.py) a photo may have: ~25 degrees, wider than a video frame's (a video has other frames
 # to choose from; a photo has one, and a collection's portraits are mostly turned a little)
 PHOTO_MAX_YAW = 0.3
@@ -260,12 +261,14 @@ def photo_failure(photo: Photo, failure: PhotoFailure) -> dict:
             "detail": failure.detail}
 
 
-def photo_sex(meta: dict[str, Any], min_confidence: float = 0.9) -> str | None:
-    """A photo sample's sex: the CSV's, else the judge's when it is confident (p >= min_confidence either way)."""
+def photo_sex(meta: dict[str, Any]) -> str | None:
+    """A photo sample's sex: the CSV's, else the judge's when it is sure (`sure_sex`)."""
     if meta.get("sex"):
         return str(meta["sex"])
     judged = meta.get("judge")
-    if judged is None:
-        return None
-    p_male = float(judged["p_male"])
-    return "male" if p_male >= min_confidence else "female" if p_male <= 1 - min_confidence else None
+    return None if judged is None else sure_sex(float(judged["p_male"]))
+
+
+def sure_sex(p_male: float) -> str | None:
+    """The judge's sex when it is sure (p(male) >= SURE_SEX or <= 1 - SURE_SEX), else None."""
+    return "male" if p_male >= SURE_SEX else "female" if p_male <= 1 - SURE_SEX else None

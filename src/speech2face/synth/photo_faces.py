@@ -5,7 +5,7 @@ CelebA photos, `celeba-999`), or a same-sex morph of two of them when the world 
     base = photo_base(photos[key])                      # the photo on the world's canvas (a worker does this)
 
 What the voice follows is read from the face itself (`photo_attributes`): sex (the collection's CSV, else the
-age/sex judge when it is sure: p >= MIN_SEX_CONFIDENCE), age (CSV, else the judge) and craniofacial ratios of its
+age/sex judge when it is sure: `data.photos.sure_sex`), age (CSV, else the judge) and craniofacial ratios of its
 68 landmarks (jaw width -> masculinity within the sex, face width to height -> size, nose width -> nose). Photos
 the judge is unsure of, and photos without one clear frontal face, are not used.
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -27,7 +28,6 @@ from ..errors import DataError
 from .attributes import PHOTO_EFFECTS, VOICE, FaceShape, Identity, Look, rng, voice
 
 PORTRAITS = "portraits"  # --faces portraits: the six built-in public-domain portraits (a small offline fallback)
-MIN_SEX_CONFIDENCE = 0.9
 MORPH_WEIGHTS = (0.3, 0.7)  # the first photo's share in a morph of two
 PHOTO_ZOOM = (0.46, 0.52)  # face width / frame width: the view stays inside the photo (CelebA's crops are tight)
 POOL, MORPH, VIEW = 4, 5, 6  # generator purposes (attributes.py has 1-3)
@@ -55,7 +55,8 @@ class FacePhoto:
 
 def photo_attributes(points: np.ndarray, sex: str, age: float) -> dict[str, float]:
     """The world's hidden attributes of a real face: masculinity (its sign the sex; within the sex, a wider jaw is
-    more masculine), age (standardised years) and size (face width to height), each clipped to [-2, 2]."""
+    more masculine), age (standardised years), size (face width to height) and nose (nose width to face height),
+    each clipped to [-2, 2]."""
     from .portraits import craniofacial_measures
 
     measures = craniofacial_measures(points)
@@ -73,17 +74,19 @@ def photo_identities(identities: int, seed: int, strength: float, val: float, te
     """The world's identities on faces of the collection `faces` (a name or folder), and the photos they use."""
     from ..data.photos import read_photos
     from ..data.prepare import split_of
+    from ..faces.judge import Judge
 
     speaker_ids = [f"syn{index:05d}" for index in range(identities)]
     held_out = [split_of(speaker, val, test) != "train" for speaker in speaker_ids]
     collection = [p for p in read_photos(faces, labels) if p.error is None]
     pools = {}
+    judge = Judge()
     for flag in (True, False):
         members = [p for p in collection if (decoder_split(p.speaker) != "train") == flag]
         order = rng(seed, POOL, int(flag)).permutation(len(members))
         needed = sum(h == flag for h in held_out)
-        pools[flag] = usable_photos([members[i] for i in order], needed, flag, progress) if needed else []
-    chosen: dict[str, FacePhoto] = {}
+        pools[flag] = usable_photos([members[i] for i in order], needed, flag, judge, progress) if needed else []
+    by_key = {photo.key: photo for pool in pools.values() for photo in pool}
     result = []
     counters = {True: 0, False: 0}
     for index, (speaker, flag) in enumerate(zip(speaker_ids, held_out, strict=True)):
@@ -94,9 +97,9 @@ def photo_identities(identities: int, seed: int, strength: float, val: float, te
                             f"{'val/test' if flag else 'training'} identities")
         mix = face_mix(pool, counters[flag], rng(seed, index, MORPH))
         counters[flag] += 1
-        chosen.update({key: next(p for p in pool if p.key == key) for key, _ in mix})
-        result.append(photo_identity(speaker, index, seed, strength, [(chosen[k], w) for k, w in mix]))
-    return result, chosen
+        result.append(photo_identity(speaker, index, seed, strength, [(by_key[k], w) for k, w in mix]))
+    used = {key for identity in result for key, _ in identity.look.mix}
+    return result, {key: by_key[key] for key in sorted(used)}
 
 
 def decoder_split(identity: str) -> str:
@@ -132,14 +135,12 @@ def photo_identity(speaker: str, index: int, seed: int, strength: float,
     return Identity(speaker, index, attributes, NEUTRAL, look, sound)
 
 
-def usable_photos(photos: list, needed: int, held_out: bool, progress: bool) -> list[FacePhoto]:
+def usable_photos(photos: list, needed: int, held_out: bool, judge: Any, progress: bool) -> list[FacePhoto]:
     """The first `needed` photos (in the given order) with one clear frontal face (a photo's rule, `s2f prepare
     --images`: about a tenth turn further than video frames may, and prepare refuses their clips) and a known sex;
-    all of them when there are fewer. Faces are found one photo at a time and judged JUDGE_BATCH at a time."""
-    from ..data.photos import PhotoFailure, photo_face, read_photo
-    from ..faces.judge import Judge
+    all of them when there are fewer. Faces are found one photo at a time and judged EMBED_BATCH at a time."""
+    from ..data.photos import EMBED_BATCH, PhotoFailure, photo_face, read_photo, sure_sex
 
-    judge = Judge()
     found: list[FacePhoto] = []
     batch: list[tuple] = []
     bar = tqdm(total=needed, desc="faces " + ("held out" if held_out else "training"), unit="photo",
@@ -151,10 +152,10 @@ def usable_photos(photos: list, needed: int, held_out: bool, progress: bool) -> 
             face = None
         if face is not None:
             batch.append((photo, face))
-        if batch and (len(batch) == JUDGE_BATCH or position == len(photos) - 1):
+        if batch and (len(batch) == EMBED_BATCH or position == len(photos) - 1):
             judged = judge(np.stack([face.crop.image for _, face in batch]))
             for row, (item, face) in enumerate(batch):
-                sex = item.sex or _sure(float(judged.p_male[row]))
+                sex = item.sex or sure_sex(float(judged.p_male[row]))
                 if sex is not None and len(found) < needed:
                     age = item.age if item.age is not None else float(judged.age[row])
                     found.append(FacePhoto(item.key, item.source, face.landmarks, sex, age, held_out))
@@ -166,13 +167,6 @@ def usable_photos(photos: list, needed: int, held_out: bool, progress: bool) -> 
     return found
 
 
-JUDGE_BATCH = 32
-
-
-def _sure(p_male: float) -> str | None:
-    return "male" if p_male >= MIN_SEX_CONFIDENCE else "female" if p_male <= 1 - MIN_SEX_CONFIDENCE else None
-
-
 def canvas_transform(landmarks: np.ndarray) -> np.ndarray:
     """(2, 3) map from the photo onto the world's canvas (portraits.CANVAS, the face where portraits have it)."""
     from ..faces.align import crop_transform
@@ -181,8 +175,9 @@ def canvas_transform(landmarks: np.ndarray) -> np.ndarray:
     return crop_transform(landmarks, CANVAS, padding=CANVAS_PADDING)
 
 
-def canvas_landmarks(landmarks: np.ndarray) -> np.ndarray:
-    transform = canvas_transform(landmarks)
+def canvas_landmarks(landmarks: np.ndarray, transform: np.ndarray | None = None) -> np.ndarray:
+    """The landmarks on the canvas (`transform`: canvas_transform's, when the caller has it)."""
+    transform = canvas_transform(landmarks) if transform is None else transform
     return (landmarks @ transform[:, :2].T + transform[:, 2]).astype(np.float32)
 
 
@@ -194,17 +189,19 @@ def photo_base(photo: FacePhoto) -> object:
     from .attributes import PortraitInfo
     from .portraits import CANVAS, Base
 
-    image = cv2.warpAffine(read_photo(photo.path), canvas_transform(photo.landmarks), (CANVAS, CANVAS),
-                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return Base(PortraitInfo(photo.key, photo.sex, photo.age), image, canvas_landmarks(photo.landmarks))
+    transform = canvas_transform(photo.landmarks)
+    image = cv2.warpAffine(read_photo(photo.path), transform, (CANVAS, CANVAS), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+    return Base(PortraitInfo(photo.key, photo.sex, photo.age), image, canvas_landmarks(photo.landmarks, transform))
 
 
 def reference_population(count: int = 400) -> None:
     """Print the ratios JAW_RATIO, WIDTH_RATIO and AGE_YEARS are set from (the first `count` usable photos)."""
     from ..data.photos import CELEBA_999, read_photos
+    from ..faces.judge import Judge
     from .portraits import craniofacial_measures
 
-    photos = usable_photos(read_photos(CELEBA_999), count, False, True)
+    photos = usable_photos(read_photos(CELEBA_999), count, False, Judge(), True)
     rows = [(p.sex, craniofacial_measures(canvas_landmarks(p.landmarks)), p.age) for p in photos]
     for sex in ("female", "male"):
         jaw = [m["measured_jaw_width"] for s, m, _ in rows if s == sex]

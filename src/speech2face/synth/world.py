@@ -55,6 +55,8 @@ VOICES_PER_BANK = 200
 CLIP_PURPOSE = 100  # generator keys (seed, identity, CLIP_PURPOSE + clip): one stream per clip
 VOICES = ("recorded", "espeak")
 SPEAKER_SETS = {"all": None, "recorded": recorded.RECORDED_ONLY}  # --speakers: which real speakers lend utterances
+
+
 @dataclass(frozen=True)
 class WorldSettings:
     identities: int = 20
@@ -105,16 +107,16 @@ class ClipRow:
     text: str
 
 
-def identity_clips(identity: Identity, portraits: tuple[PortraitSpec, ...] | tuple[FacePhoto, ...],
+def identity_clips(identity: Identity, faces: tuple[PortraitSpec, ...] | tuple[FacePhoto, ...],
                    settings: WorldSettings, voices_root: Path | None, speakers: tuple[recorded.Source, ...],
                    videos: Path) -> tuple[dict[str, object], list[ClipRow]]:
     """Render one identity's clips (skipping files already there); its attributes row and clip rows. Its face:
-    its photos (photo worlds) or a morph of the portraits and the user's extra `portraits`. Voices come from
-    espeak-ng's folder `voices_root`, or (None) from the recorded `speakers`."""
+    its photos `faces` (photo worlds) or a morph of the portraits and the user's extra portraits `faces`. Voices
+    come from espeak-ng's folder `voices_root`, or (None) from the recorded `speakers`."""
     if settings.photos:
-        bases = {photo.key: photo_base(photo) for photo in portraits}
+        bases = {photo.key: photo_base(photo) for photo in faces}
     else:
-        bases = {base.name: base for base in load_bases(portraits)}
+        bases = {base.name: base for base in load_bases(faces)}
     portrait, points = render_identity(bases, identity.shape, identity.look)
     rows = []
     for clip in range(settings.clips):
@@ -206,18 +208,11 @@ def make_world(out: str | Path, settings: WorldSettings | None = None, *, worker
         raise DataError("--portrait adds to the built-in portraits: use it with --faces portraits")
     # found once (a missing Debian package or parselmouth fails here, before any work), then passed to every job
     speakers = recorded.sources(SPEAKER_SETS[settings.speakers]) if settings.voices == "recorded" else ()
+    # the faces too (a photo collection without a usable face, an unreadable portrait), before anything is written
+    identities, faces_of = world_identities(settings, extra, progress)
     claim_folder(out, WORLD_FILE, world_header(settings, extra, speakers), "a synthetic world")
     videos = out / "videos"
     videos.mkdir(parents=True, exist_ok=True)
-    if settings.photos:
-        identities, used = photo_identities(settings.identities, settings.seed, settings.strength, settings.val,
-                                            settings.test, settings.faces, settings.face_labels or None, progress)
-        faces_of = {i.speaker_id: tuple(used[key] for key, _ in i.look.mix) for i in identities}
-    else:
-        infos = [base.info for base in load_bases(extra)]
-        identities = [sample_identity(settings.seed, i, settings.strength, infos, settings.face_noise)
-                      for i in range(settings.identities)]
-        faces_of = {i.speaker_id: extra for i in identities}
     with contextlib.ExitStack() as stack:
         jobs = []
         for first in range(0, len(identities), VOICES_PER_BANK):
@@ -238,6 +233,20 @@ def make_world(out: str | Path, settings: WorldSettings | None = None, *, worker
     columns = list(attribute_rows[0])
     _write_csv(out / "attributes.csv", [columns] + [[row[k] for k in columns] for row in attribute_rows])
     return out
+
+
+def world_identities(settings: WorldSettings, extra: tuple[PortraitSpec, ...], progress: bool,
+                     ) -> tuple[list[Identity], dict[str, tuple]]:
+    """The world's identities, and per speaker id what its job renders the face from: its photos (photo worlds)
+    or the user's extra portraits (beside the built-in ones)."""
+    if settings.photos:
+        identities, used = photo_identities(settings.identities, settings.seed, settings.strength, settings.val,
+                                            settings.test, settings.faces, settings.face_labels or None, progress)
+        return identities, {i.speaker_id: tuple(used[key] for key, _ in i.look.mix) for i in identities}
+    infos = [base.info for base in load_bases(extra)]
+    identities = [sample_identity(settings.seed, i, settings.strength, infos, settings.face_noise)
+                  for i in range(settings.identities)]
+    return identities, dict.fromkeys((i.speaker_id for i in identities), extra)
 
 
 def _map(jobs: list, workers: int | None) -> Iterator:
