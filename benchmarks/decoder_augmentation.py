@@ -17,7 +17,7 @@ import json
 import time
 from pathlib import Path
 
-from speech2face.evaluate.photos import evaluate_decoder
+from speech2face.evaluate.photos import DecoderEvaluationSettings, evaluate_decoder
 from speech2face.train import DecoderTraining, train_decoder
 
 VARIANTS = {  # name -> (flip, morph, colour) probabilities
@@ -33,12 +33,12 @@ def run_variant(name: str, data: Path, out: Path, steps: int, seed: int) -> dict
     run = out / name
     if not (run / "eval.json").is_file():
         start = time.perf_counter()
-        train_decoder(data, run, DecoderTraining(config="medium", steps=steps, flip=flip, morph=morph, colour=colour,
+        train_decoder(data, run, DecoderTraining(size="medium", steps=steps, flip=flip, morph=morph, colour=colour,
                                                  seed=seed, eval_every=steps), resume=True)
         (run / "seconds.json").write_text(json.dumps({"train_seconds": time.perf_counter() - start}))
     report = out / f"{name}-report"
     if not (report / "metrics.json").is_file():
-        evaluate_decoder(run, [data], report, seed=seed)
+        evaluate_decoder(run, [data], report, DecoderEvaluationSettings(seed=seed))
     metrics = json.loads((report / "metrics.json").read_text())
     seconds = json.loads((run / "seconds.json").read_text())["train_seconds"] if (run / "seconds.json").is_file() \
         else float("nan")

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from speech2face import load_audio
-from speech2face.activity import merge
-from speech2face.diarize import THRESHOLD, Speaker, diarize, speech_time_accuracy
 from speech2face.synth import recorded
+from speech2face.voice.activity import merge
+from speech2face.voice.diarize import THRESHOLD, Speaker, diarize, speech_time_accuracy
 
 SAMPLE = "pyannote/audio/sample/sample"
 

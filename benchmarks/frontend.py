@@ -15,7 +15,7 @@ import torch
 from scipy import signal
 
 import speech2face as s2f
-from speech2face import audio
+from speech2face.voice import audio
 from timing import seconds_per_call
 
 

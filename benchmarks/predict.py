@@ -27,12 +27,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from speech2face import audio, load_audio, spectrogram
-from speech2face.activity import periodicity
+from speech2face import load_audio, spectrogram
 from speech2face.model_folder import ModelCard
 from speech2face.models import FaceDecoder, FaceDecoderConfig, VoiceEncoder, VoiceEncoderConfig
 from speech2face.models.voice_encoder import count_flops
 from speech2face.pipeline import Speech2Face
+from speech2face.voice import audio
+from speech2face.voice.activity import periodicity
 from timing import matmul_peak, seconds_per_call
 
 

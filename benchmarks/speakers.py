@@ -12,8 +12,8 @@ import warnings
 import numpy as np
 import torch
 
-from speech2face import speakers
 from speech2face.synth import recorded
+from speech2face.voice import speakers
 from timing import seconds_per_call
 
 
@@ -30,7 +30,7 @@ def main() -> None:
     audio_seconds = sum(len(w) for w in waves) / 16000
     ours = seconds_per_call(lambda: speakers.embed_windows(waves, device=args.device), 3, 1.0)
     print(f"{len(waves)} utterances, {audio_seconds:.0f} s of audio, {args.threads} thread(s), {args.device}:")
-    print(f"  speech2face.speakers.embed_windows  {ours:7.3f} s  {audio_seconds / ours:8.0f}x real time")
+    print(f"  speech2face.voice.speakers.embed_windows  {ours:7.3f} s  {audio_seconds / ours:8.0f}x real time")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)

@@ -17,10 +17,10 @@ from pathlib import Path
 import torch
 import torch.multiprocessing as mp
 
-from speech2face.audio import CLIP_FRAMES, N_FREQ
 from speech2face.losses import voice_losses
 from speech2face.models import VoiceEncoder, VoiceEncoderConfig
 from speech2face.models.voice_encoder import count_flops
+from speech2face.voice.audio import CLIP_FRAMES, N_FREQ
 from timing import matmul_peak
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from speech2face import Speech2Face
 from speech2face.demo import QUICK, demo_card, describe_backbone, voice_settings
-from speech2face.evaluate.protocol import evaluate_model
+from speech2face.evaluate.protocol import EvaluationSettings, evaluate_model
 from speech2face.evaluate.real_voices import judge_real_voices
 from speech2face.model_folder import EVAL_FILE, package_run
 from speech2face.train import train_voice
@@ -37,8 +37,8 @@ def run_one(name: str, demo: Path, out: Path, steps: int, seed: int) -> dict[str
         train_voice(demo / "data", demo / "decoder", run, voice_settings(size, seed, backbone, finetune),
                     resume=True, progress=False)
     trained = time.perf_counter() - start
-    metrics = evaluate_model(run, demo / "data", run / "report", labels=demo / "world" / "attributes.csv", seed=seed,
-                             device="cpu")
+    metrics = evaluate_model(run, demo / "data", run / "report", labels=demo / "world" / "attributes.csv",
+                             settings=EvaluationSettings(seed=seed, device="cpu"))
     what = describe_backbone(backbone, finetune)
     folder = package_run(run, run / "model", demo_card(metrics, None, seed, 1.0, what))
     real = judge_real_voices(Speech2Face.from_pretrained(folder, device="cpu"), seed=seed, half="choosing")

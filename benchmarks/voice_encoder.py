@@ -13,8 +13,8 @@ import argparse
 
 import torch
 
-from speech2face.audio import CLIP_FRAMES, N_FREQ
 from speech2face.models import VoiceEncoder, VoiceEncoderConfig
+from speech2face.voice.audio import CLIP_FRAMES, N_FREQ
 from timing import matmul_peak, seconds_per_call
 
 

@@ -49,6 +49,19 @@ VIDEO_FORMATS: dict[str, tuple[list[str], list[str]]] = {
 }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shipped_model_untouched() -> Iterator[None]:
+    """No test may write into the installed package's demo model (a test of `--ship` redirects it): its files are
+    the same bytes after the session as before."""
+    from speech2face.files import sha256_of
+    from speech2face.model_folder import SHIPPED_DEMO
+
+    before = {p: sha256_of(p) for p in sorted(SHIPPED_DEMO.rglob("*")) if p.is_file()}
+    yield
+    after = {p: sha256_of(p) for p in sorted(SHIPPED_DEMO.rglob("*")) if p.is_file()}
+    assert after == before, "a test rewrote the shipped demo model in the package (restore it with git checkout)"
+
+
 def require_tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:

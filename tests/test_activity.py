@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from speech2face import load_audio
-from speech2face.activity import SpeechDetector, regions_from
-from speech2face.activity.silero import CHUNK, CONTEXT, SileroVad, chunk, weights_path
 from speech2face.examples import melody
+from speech2face.voice.activity import SpeechDetector, regions_from
+from speech2face.voice.activity.silero import CHUNK, CONTEXT, SileroVad, chunk, weights_path
 
 SR = 16_000
 
@@ -109,7 +109,7 @@ def test_regions_follow_silero_hysteresis() -> None:
 
 def test_missing_model_falls_back_to_the_periodicity_check(monkeypatch: pytest.MonkeyPatch,
                                                            speech: np.ndarray) -> None:
-    import speech2face.activity.silero as silero
+    import speech2face.voice.activity.silero as silero
 
     monkeypatch.setattr(silero, "WEIGHTS", "no-such-file.onnx")
     fallback = SpeechDetector("cpu")

@@ -219,7 +219,7 @@ def test_damaged_files_never_crash_or_hang(media: dict[str, Path]) -> None:
 
 
 def test_decoding_that_outlasts_its_limit_is_refused(media: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("speech2face.audio._DECODE_BASE_SECONDS", -1.0)  # every decode is already too late
-    monkeypatch.setattr("speech2face.audio._DECODE_SECONDS_PER_AUDIO_SECOND", 0.0)
+    monkeypatch.setattr("speech2face.voice.audio._DECODE_BASE_SECONDS", -1.0)  # every decode is already too late
+    monkeypatch.setattr("speech2face.voice.audio._DECODE_SECONDS_PER_AUDIO_SECOND", 0.0)
     with pytest.raises(s2f.AudioError, match="outlasted its time limit"):
         s2f.load_audio(media["speech.flac"])

@@ -33,17 +33,30 @@ def test_info_prints_both_configs() -> None:
     assert float(lines["small"][2]) < 5
 
 
-def test_info_json_is_machine_readable() -> None:
+def test_the_old_size_flag_still_works_and_says_it_is_deprecated() -> None:
+    """--config was the size knob's name; "config" now means config.json alone. The old flag keeps working."""
     result = s2f("info", "--json", "--config", "small", "--seconds", "3")
+    assert result.returncode == 0, result.stderr
+    assert [row["size"] for row in json.loads(result.stdout)["voice_encoders"]] == ["small"]
+    assert "--config is deprecated; use --size" in result.stderr
+    from speech2face.cli import build_parser
+
+    args = build_parser().parse_args(["train", "--data", "d", "--decoder", "r", "--out", "o", "--config", "paper"])
+    assert args.size == "paper"
+    assert "--config" not in s2f("train", "--help").stdout and "--size {small,paper}" in s2f("train", "--help").stdout
+
+
+def test_info_json_is_machine_readable() -> None:
+    result = s2f("info", "--json", "--size", "small", "--seconds", "3")
     data = json.loads(result.stdout)
     (row,) = data["voice_encoders"]
-    assert row["config"] == "small" and row["frames"] == 298
+    assert row["size"] == "small" and row["frames"] == 298
     assert row["train_flops"] > 2 * row["forward_flops"]
 
 
 @pytest.mark.parametrize(("args", "message"), [
     (("info", "--seconds", "0.2"), "shorter than the paper encoder's minimum"),
-    (("info", "--config", "huge"), "invalid choice"),
+    (("info", "--size", "huge"), "invalid choice"),
     ((), "usage: s2f"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args: tuple[str, ...], message: str) -> None:

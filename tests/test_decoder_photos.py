@@ -16,7 +16,7 @@ from speech2face.data import read_shard
 from speech2face.data.dataset import collate
 from speech2face.errors import DataError
 from speech2face.evaluate import metrics as m
-from speech2face.evaluate.photos import evaluate_decoder, photo_set
+from speech2face.evaluate.photos import DecoderEvaluationSettings, evaluate_decoder, photo_set
 from speech2face.train import DecoderTraining
 from speech2face.train.augment import MIRROR, Augmentation, augment_batch, mirror_landmarks, morph_partners
 from speech2face.train.decoder import training_item
@@ -90,7 +90,7 @@ def test_train_decoder_on_photo_and_video_shards_together(photo_shards: Path, pr
 
 def test_the_held_out_photo_evaluation_beside_its_baselines(photo_shards: Path, decoder_run: Path,
                                                             tmp_path: Path) -> None:
-    metrics = evaluate_decoder(decoder_run, [photo_shards], tmp_path / "report", pool=100)
+    metrics = evaluate_decoder(decoder_run, [photo_shards], tmp_path / "report", DecoderEvaluationSettings(pool=100))
     pool = metrics["pool"]
     assert pool == metrics["identities"] >= 4
     mean = metrics["mean_face"]["scorer"]

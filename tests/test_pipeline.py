@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from speech2face import load_audio
-from speech2face.activity import speech_activity
 from speech2face.cli import main
 from speech2face.errors import AudioError, ModelError
 from speech2face.pipeline import WINDOWS_MAX, Speech2Face
+from speech2face.voice.activity import speech_activity
 
 
 @pytest.fixture(scope="module")

@@ -89,24 +89,20 @@ def test_unsafe_archives_and_bad_registries_are_refused(registry: Path, tmp_path
         resolve("short")
 
 
-@pytest.mark.slow
-def test_the_demo_model_is_built_on_first_use_then_cached(registry: Path, spoken: dict[str, Path],
-                                                          monkeypatch: pytest.MonkeyPatch,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    """`--model demo` from a checkout without the shipped model folder: the first use runs the quick demo (here
-    shrunk), later uses load the cached folder."""
+def test_a_missing_shipped_demo_is_an_error_that_names_its_build_and_trains_nothing(
+        registry: Path, spoken: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The registry resolves names to folders and never trains: without the shipped folder, `--model demo` is one
+    line naming `s2f demo --quick --ship`, exit 2, nothing written to the cache."""
     import dataclasses
 
-    from speech2face import demo
     from speech2face import registry as models
 
-    monkeypatch.setattr(models, "BUILTIN", tuple(dataclasses.replace(entry, shipped=None) for entry in models.BUILTIN))
-    monkeypatch.setattr(demo, "QUICK", demo.DemoSize(identities=24, clips=1, decoder_steps=4, voice_steps=4))
-    out = registry.parent / "faces"
-    assert main(["predict", str(spoken["short"]), "--model", "demo", "-o", str(out), "-q"]) == 0
-    printed = capsys.readouterr().out
-    assert "building the demo model once" in printed and "demo — SYNTHETIC" in printed
-    assert json.loads((out / "short.json").read_text())["synthetic"] is True
-    assert main(["predict", str(spoken["short"]), "--model", "demo", "-o", str(out), "-q"]) == 0
-    assert "building" not in capsys.readouterr().out
-    assert main(["models"]) == 0 and "cached:" in capsys.readouterr().out
+    gone = tmp_path / "not-installed"
+    monkeypatch.setattr(models, "BUILTIN", tuple(dataclasses.replace(entry, shipped=gone) for entry in models.BUILTIN))
+    out = tmp_path / "faces"
+    assert main(["predict", str(spoken["short"]), "--model", "demo", "-o", str(out), "-q"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "s2f demo --quick --ship" in error[0] and str(gone) in error[0]
+    assert not (tmp_path / "cache").exists() and not any(out.glob("*.png"))
+    assert main(["models"]) == 0 and "missing: build it with `s2f demo --quick --ship`" in capsys.readouterr().out

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from conftest import write_wav
-from speech2face import AudioError, ModelError, speakers
+from speech2face import AudioError, ModelError
 from speech2face.synth import recorded
+from speech2face.voice import speakers
 
 
 @pytest.fixture(scope="module")

@@ -98,7 +98,7 @@ def test_the_speaker_backbone_learns_its_head_and_only_then_itself(speaker_model
     """Frozen: the pretrained speaker encoder's weights leave training unchanged; fine-tuned: they move. The
     folder names the model type and backbone and loads strictly as any voice model."""
     from speech2face.models import SpeakerVoiceEncoder, load_voice_encoder
-    from speech2face.speakers import SpeakerEncoder
+    from speech2face.voice.speakers import SpeakerEncoder
 
     pretrained = SpeakerEncoder.pretrained("cpu").state_dict()
     assert main(["train", "--data", str(prepared), "--decoder", str(decoder_run), "--out", str(tmp_path / "frozen"),

@@ -3,9 +3,11 @@
 The public API; everything else is reached through its submodules (`speech2face.models`, ...).
 """
 
-from .audio import CLIP_FRAMES, CLIP_SAMPLES, SAMPLE_RATE, fit_length, load_audio, spectrogram
+import importlib
+
 from .errors import AudioError, DataError, FaceNotFound, ModelError, Speech2FaceError
 from .pipeline import Prediction, Speech2Face
+from .voice.audio import CLIP_FRAMES, CLIP_SAMPLES, SAMPLE_RATE, fit_length, load_audio, spectrogram
 
 __version__ = "0.1.0"
 
@@ -16,7 +18,6 @@ _SUBMODULES = ("data", "evaluate", "faces", "models", "registry", "synth")
 
 def __getattr__(name: str) -> object:
     if name in _SUBMODULES:
-        import importlib
 
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,6 +1,6 @@
 """`s2f demo`: the whole pipeline on a synthetic world it makes itself, stage by stage.
 
-    face decoder (photos: celeba-999 -> prepare --images -> train-decoder --config medium -> evaluate-decoder)
+    face decoder (photos: celeba-999 -> prepare --images -> train-decoder --size medium -> evaluate-decoder)
     synth -> prepare -> train (small, through that decoder) -> evaluate -> real voices -> package
 
 As in the paper, the face decoder learns from face photographs alone: the packaged CelebA collection (999 real
@@ -21,7 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelError
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from .data import PrepareSettings, manifests, prepare
+from .data.photos import CELEBA_999, DECODER_SPLITS, read_photos
+from .errors import DataError, ModelError
+from .evaluate.photos import DecoderEvaluationSettings, evaluate_decoder, table_lines
+from .evaluate.protocol import EvaluationSettings, evaluate_model
+from .evaluate.real_voices import judge_real_voices
 from .files import sha256_of, write_json
 from .model_folder import (
     CONFIG_FILE,
@@ -35,6 +43,10 @@ from .model_folder import (
     package_run,
     read_json,
 )
+from .models.face_decoder import FaceDecoder
+from .pipeline import Speech2Face
+from .synth import SPEAKER_PATTERN, WorldSettings, make_world
+from .train import DecoderTraining, VoiceTraining, train_decoder, train_voice
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +83,6 @@ FINETUNE_BACKBONE = True
 def voice_settings(size: DemoSize, seed: int, voice_backbone: str = VOICE_BACKBONE,
                    finetune_backbone: bool = FINETUNE_BACKBONE) -> Any:
     """How the demo trains its voice encoder (benchmarks/voice_backbones.py trains the others the same way)."""
-    from .train import VoiceTraining
 
     return VoiceTraining(steps=size.voice_steps, distill="none", eval_every=max(100, size.voice_steps // 3), seed=seed,
                          voice_backbone=voice_backbone, finetune_backbone=finetune_backbone)
@@ -79,19 +90,14 @@ def voice_settings(size: DemoSize, seed: int, voice_backbone: str = VOICE_BACKBO
 
 def decoder_settings(size: DemoSize, seed: int) -> Any:
     """How the demo trains its photo decoder: 128 px, flips and same-sex morphs (docs/face_decoder.md)."""
-    from .train import DecoderTraining
 
-    return DecoderTraining(config="medium", steps=size.decoder_steps, flip=0.5, morph=0.3, seed=seed,
+    return DecoderTraining(size="medium", steps=size.decoder_steps, flip=0.5, morph=0.3, seed=seed,
                            eval_every=max(100, size.decoder_steps // 5))
 
 
 def photo_decoder(out: Path, size: DemoSize, seed: int, workers: int, progress: bool) -> Path:
     """The face decoder learnt from the packaged photos: OUT/photos (shards), OUT/decoder (the run),
     OUT/report-decoder (its held-out photo evaluation); each step resumes. Returns the run."""
-    from .data import PrepareSettings, prepare
-    from .data.photos import CELEBA_999, DECODER_SPLITS, read_photos
-    from .evaluate.photos import evaluate_decoder, table_lines
-    from .train import train_decoder
 
     photos = read_photos(CELEBA_999)[: size.photos]
     prepare(photos, out / "photos", PrepareSettings(**DECODER_SPLITS), workers=workers, progress=progress)
@@ -99,7 +105,8 @@ def photo_decoder(out: Path, size: DemoSize, seed: int, workers: int, progress: 
         train_decoder(out / "photos", out / "decoder", decoder_settings(size, seed), resume=True, progress=progress)
     report = out / "report-decoder"
     if not (report / "metrics.json").is_file():
-        print("\n".join(table_lines(evaluate_decoder(out / "decoder", [out / "photos"], report, seed=seed))))
+        judged = evaluate_decoder(out / "decoder", [out / "photos"], report, DecoderEvaluationSettings(seed=seed))
+        print("\n".join(table_lines(judged)))
     return out / "decoder"
 
 
@@ -131,26 +138,32 @@ def demo_decoder(out: Path, decoder: str, quick: bool, size: DemoSize, seed: int
     source = SHIPPED_DEMO / DECODER_DIR if decoder == "shipped" else Path(decoder)
     target = out / "decoder"
     if not (target / WEIGHTS_FILE).is_file():
-        from .models.face_decoder import FaceDecoder
-
         FaceDecoder.from_pretrained(source).save_pretrained(target)  # checked, float32
     print(f"[demo] face decoder: {source}", flush=True)
     shipped = ModelCard.read(SHIPPED_DEMO).evaluation.get(DECODER_FIGURES, {}) if decoder == "shipped" else {}
     return target, shipped
 
 
-def run_demo(out: str | Path, quick: bool = True, seed: int = 0, strength: float = 1.0, workers: int = 2,
-             progress: bool = True, size: DemoSize | None = None, voice_backbone: str = VOICE_BACKBONE,
-             finetune_backbone: bool = FINETUNE_BACKBONE, decoder: str = "auto",
-             speakers: str = "all") -> dict[str, Any]:
-    """Run every stage into `out` (resumable stage by stage); returns the evaluation metrics.
-    `size` overrides the quick / full presets (tests use a tiny one); `voice_backbone`: `s2f train`'s;
-    `decoder`: see the module's docstring; `speakers`: the world's source speakers (`s2f synth --speakers`)."""
-    from .data import PrepareSettings, manifests, prepare
-    from .evaluate.protocol import evaluate_model
-    from .synth import SPEAKER_PATTERN, WorldSettings, make_world
-    from .train import train_voice
+@dataclass(frozen=True)
+class DemoSettings:
+    """What `s2f demo` runs (the CLI's defaults)."""
 
+    quick: bool = False  # the QUICK size (~10 min on 2 cores), else FULL
+    seed: int = 0
+    strength: float = 1.0  # the world's voice-face link (0: the control)
+    workers: int = 2  # processes for synth and prepare
+    voice_backbone: str = VOICE_BACKBONE  # as s2f train --voice-backbone
+    finetune_backbone: bool = FINETUNE_BACKBONE
+    decoder: str = "auto"  # one of DECODERS, or a decoder folder (see the module's docstring)
+    speakers: str = "all"  # the world's source speakers (s2f synth --speakers)
+
+
+def run_demo(out: str | Path, settings: DemoSettings = DemoSettings(), *, progress: bool = True,
+             size: DemoSize | None = None) -> dict[str, Any]:
+    """Run every stage into `out` (resumable stage by stage); returns the evaluation metrics.
+    `size` overrides the quick / full presets (tests use a tiny one)."""
+    quick, seed, strength, workers = settings.quick, settings.seed, settings.strength, settings.workers
+    voice_backbone, finetune_backbone = settings.voice_backbone, settings.finetune_backbone
     size = size or (QUICK if quick else FULL)
     out = Path(out)
     started = time.perf_counter()
@@ -166,10 +179,10 @@ def run_demo(out: str | Path, quick: bool = True, seed: int = 0, strength: float
             print(f"[demo] {name} ...", flush=True)
 
     stage("face decoder")
-    decoder_dir, decoder_figures = demo_decoder(out, decoder, quick, size, seed, workers, progress)
+    decoder_dir, decoder_figures = demo_decoder(out, settings.decoder, quick, size, seed, workers, progress)
     stage("synth")
     world = make_world(out / "world", WorldSettings(size.identities, size.clips, seed, strength,
-                                                    face_noise=DEMO_FACE_NOISE, speakers=speakers,
+                                                    face_noise=DEMO_FACE_NOISE, speakers=settings.speakers,
                                                     seconds=size.seconds, **WORLD_SPLITS),
                        workers=workers, progress=progress)
     stage("prepare")
@@ -182,7 +195,8 @@ def run_demo(out: str | Path, quick: bool = True, seed: int = 0, strength: float
                     voice_settings(size, seed, voice_backbone, finetune_backbone), resume=True, progress=progress)
     stage("evaluate")
     labels = world / "attributes.csv"
-    metrics = evaluate_model(out / "voice", out / "data", out / "report", labels=labels, seed=seed)
+    metrics = evaluate_model(out / "voice", out / "data", out / "report", labels=labels,
+                             settings=EvaluationSettings(seed=seed))
     stage("real voices")
     what = describe_backbone(voice_backbone, finetune_backbone)
     real = real_voices(out, metrics, seed, strength, what, decoder_figures)
@@ -244,9 +258,6 @@ def real_voices(out: Path, metrics: dict[str, Any], seed: int, strength: float, 
                 decoder_figures: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """The trained model on held-out real voices (`evaluate.real_voices`), saved as report/real_voices.json;
     None (said) where the judge or the recordings are not installed."""
-    from .errors import DataError, ModelError
-    from .evaluate.real_voices import judge_real_voices
-    from .pipeline import Speech2Face
 
     package_run(out / "voice", out / DEMO_MODEL_DIR, demo_card(metrics, None, seed, strength, what, decoder_figures))
     try:
@@ -271,10 +282,6 @@ def package_demo(out: Path, metrics: dict[str, Any], real: dict[str, Any] | None
 def ship(model: Path, destination: Path = SHIPPED_DEMO) -> Path:
     """Write a demo model folder as the package ships it: floating-point weights as fp16 (half the size; they
     load into float32 networks), and each file's sha256 in the card (checked by tests/test_demo.py)."""
-    import shutil
-
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
 
     staging = destination.with_name(destination.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
@@ -302,7 +309,6 @@ def ship_decoder(out: Path, destination: Path = SHIPPED_DEMO) -> Path:
     becomes the shipped model's decoder (fp16), its figures and CelebA's terms go into the card. The figures that
     depend on drawn faces (the judge's, the real voices') are dropped until `s2f demo --quick --ship` measures
     them again through the new decoder; the feature-space figures stand (the feature space is unchanged)."""
-    from .models.face_decoder import FaceDecoder
 
     new = FaceDecoder.from_pretrained(out / DECODER_DIR)
     voice = ModelCard.read(destination)
@@ -325,16 +331,3 @@ def ship_decoder(out: Path, destination: Path = SHIPPED_DEMO) -> Path:
         return ship(work, destination)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def build_model(target: Path, progress: bool = True, size: DemoSize | None = None) -> Path:
-    """The registry's builder of `demo`: train it (`s2f demo --quick`) and keep its model folder as `target`."""
-    work = target.with_name(target.name + ".build")
-    learnt = not (SHIPPED_DEMO / DECODER_DIR / WEIGHTS_FILE).is_file()
-    print(f"[models] building the demo model once: s2f demo --quick --out {work} (about "
-          + ("45 minutes on 2 CPU cores: the face decoder is learnt from photos too)" if learnt else
-             "10 minutes on 2 CPU cores)"), flush=True)
-    run_demo(work, quick=True, progress=progress, size=size)
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(work / DEMO_MODEL_DIR, target)
-    return target

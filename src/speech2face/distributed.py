@@ -75,7 +75,9 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce  # differentiable (its successor is private API)
+        # differentiable (its successor is private API); imported here, under is_available(): builds of torch
+        # without distributed support cannot import it
+        from torch.distributed.nn.functional import all_reduce
 
         axes = [0, *range(2, x.dim())]
         shape = [1, x.shape[1]] + [1] * (x.dim() - 2)

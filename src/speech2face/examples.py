@@ -18,8 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import SAMPLE_RATE
+from .errors import DataError, ModelError
+from .faces.judge import Judge
 from .files import atomic_write
+from .synth.recorded import HELD_OUT, held_out_recordings
+from .voice.audio import SAMPLE_RATE
 
 VOICE_SECONDS = 8.0  # each speaker's example; the conversation joins two turns of each
 TURN_GAP_SECONDS = 0.4
@@ -62,9 +65,6 @@ def write_examples(folder: Path, seed: int = 0) -> list[Example]:
     when the recorded voices are not installed."""
     import soundfile
 
-    from .errors import DataError
-    from .synth.recorded import HELD_OUT, held_out_recordings
-
     folder.mkdir(parents=True, exist_ok=True)
     waves: list[tuple[str, np.ndarray, str]] = []
     voices = []
@@ -97,9 +97,6 @@ def judge_verdicts(images: list[Path]) -> tuple[str, list[str]]:
     """The real age and sex judge (`faces.judge`: networks nobody here trained), its name and what it says of
     each drawn face; or why there is no judge, and empty verdicts."""
     from PIL import Image
-
-    from .errors import ModelError
-    from .faces.judge import Judge
 
     try:
         judge = Judge()

@@ -18,10 +18,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import audio
 from .errors import ModelError
 from .files import atomic_write
 from .models.voice_encoder import takes_waves
+from .pipeline import Speech2Face
+from .voice import audio
 
 OPSET = 18
 
@@ -59,7 +60,6 @@ class WaveToFace(nn.Module):
 
 def export_onnx(model_name: str | os.PathLike, out: str | os.PathLike, batch: int = 1) -> Path:
     """Write `out` (.onnx) for a model folder, run or registered name. The batch axis is dynamic."""
-    from .pipeline import Speech2Face
 
     model = Speech2Face.from_pretrained(model_name, device="cpu")
     graph = WaveToFace(model.voice, model.decoder).eval()

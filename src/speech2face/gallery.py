@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .data.dataset import samples_per_speaker, shard_paths
 from .errors import DataError
 from .evaluate.metrics import unit_rows
 
@@ -26,8 +27,6 @@ class Gallery:
     def load(cls, data: str | Path, splits: tuple[str, ...] = ("train", "val", "test"), limit: int = 100_000,
              face_size: int = 112) -> Gallery:
         import cv2
-
-        from .data.dataset import samples_per_speaker, shard_paths
 
         paths = shard_paths(data, splits)
         if not paths:

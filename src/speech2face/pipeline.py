@@ -41,14 +41,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import audio
-from .activity import Activity, SpeechDetector
 from .devices import pick_device
-from .diarize import turns_json
 from .errors import AudioError, ModelError
 from .images import to_uint8
 from .model_folder import DECODER_DIR, VOICE_DIR, ModelCard, locate
+from .models import FaceDecoder, load_voice_encoder
 from .models.voice_encoder import encode_waves
+from .registry import resolve
+from .voice import audio
+from .voice.activity import Activity, SpeechDetector
+from .voice.diarize import diarize, turns_json, windows_in
 
 WINDOWS_MAX = 8
 MIN_WINDOW_SPEECH_SECONDS = 0.5  # a 6 s window with less speech than this is skipped
@@ -100,13 +102,11 @@ class Speech2Face:
     def from_pretrained(cls, name_or_path: str | os.PathLike, device: str | torch.device | None = None,
                         progress: bool = True) -> Speech2Face:
         """A model folder, a `s2f train` run, a `s2f demo` output folder, or a registered name (`s2f models`)."""
-        from .models import FaceDecoder, load_voice_encoder
 
         path = Path(name_or_path)
         if not path.exists():
             if os.sep in str(name_or_path) or "/" in str(name_or_path):
                 raise ModelError(f"{name_or_path}: no such model folder")
-            from .registry import resolve
 
             path = resolve(str(name_or_path), progress=progress)
         voice_dir, decoder_dir, card = locate(path)
@@ -130,7 +130,6 @@ class Speech2Face:
     def voices(self, source: AudioInput, speakers: int | None = None) -> list[Voice]:
         """A recording's speakers (first heard first), each cut into windows of its own speech only; one Voice
         over the whole recording when one speaker is found or `speakers` is 1. AudioError as `clips`."""
-        from .diarize import diarize, windows_in
 
         if speakers is not None and speakers < 1:
             raise ValueError(f"speakers must be 1 or more, got {speakers}")
@@ -196,11 +195,16 @@ class Speech2Face:
         return self.predict_voices([self.voices(source, speakers)])[0]
 
     def predict_voices(self, recordings: Sequence[Sequence[Voice]], batch: int = 16) -> list[Prediction]:
-        """Per recording its voices (`voices`) -> its main speaker's Prediction holding all in `.speakers`; every
-        window of every recording batched together through the networks."""
+        """THE way to predictions, which the other entry points call: per recording its voices (`voices`) ->
+        its main speaker's Prediction (the most speech) holding every voice's in `.speakers`; every window of
+        every recording batched together through the networks."""
         flat = [voice for voices in recordings for voice in voices]
-        drawn = self.predict_clips([v.clips for v in flat], [v.voiced_seconds for v in flat], batch)
-        each = [dataclasses.replace(p, label=v.label, turns=v.turns) for p, v in zip(drawn, flat, strict=True)]
+        if not flat:
+            return []
+        features = self.features([v.clips for v in flat], batch)
+        each = [Prediction(image=image, feature=feature, landmarks=points, windows=len(v.clips),
+                           voiced_seconds=v.voiced_seconds, model=self.card.label, label=v.label, turns=v.turns)
+                for (image, points), feature, v in zip(self.draw(features), features, flat, strict=True)]
         bounds = np.cumsum([0, *(len(voices) for voices in recordings)])
         out = []
         for a, b in itertools.pairwise(bounds):
@@ -216,85 +220,7 @@ class Speech2Face:
 
     def predict_clips(self, clips: Sequence[np.ndarray], voiced: Sequence[float], batch: int = 16,
                       ) -> list[Prediction]:
-        """Recordings already cut by `clips` -> predictions (what batch jobs call after checking each input)."""
-        if not clips:
-            return []
-        features = self.features(clips, batch)
-        return [Prediction(image=image, feature=feature, landmarks=points, windows=len(windows),
-                           voiced_seconds=seconds, model=self.card.label)
-                for (image, points), feature, windows, seconds in zip(self.draw(features), features, clips, voiced,
-                                                                      strict=True)]
-
-
-@dataclass
-class BatchResult:
-    """What `predict_files` did: per written input its files; per failed input its error (one line)."""
-
-    written: list[dict[str, Any]]
-    failed: list[tuple[str, str]]
-
-
-def predict_files(model: Speech2Face, sources: Sequence[str | os.PathLike], out: str | os.PathLike, *,
-                  batch_size: int = 16, gallery: Any = None, nearest: int = 5, progress: bool = False,
-                  on_error: Any = None, speakers: int | None = None) -> BatchResult:
-    """Draw the faces of each file into `out`: NAME.png when it holds one speaker, NAME.speaker1.png,
-    NAME.speaker2.png ... when several (`speakers`: as `Speech2Face.voices`), and NAME.json (input, model,
-    synthetic, the main speaker's windows, voiced seconds, feature and landmarks, and `speakers`: each one's
-    label, turns, voiced seconds, image ...; with a `gallery.Gallery` also NAME[.speakerK].nearest.png and the
-    nearest speakers). NAME is the file's stem, made unique. A bad input is recorded (and passed to
-    `on_error(source, message)`) and the others are still drawn; every file is written atomically."""
-    from tqdm import tqdm
-
-    from .errors import Speech2FaceError
-    from .files import write_json
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    result = BatchResult([], [])
-    ready: list[tuple[str | os.PathLike, list[Voice]]] = []
-    for source in tqdm(sources, desc="read", unit="file", disable=not progress or len(sources) < 2):
-        try:
-            ready.append((source, model.voices(source, speakers)))
-        except Speech2FaceError as error:  # a batch job records the bad item and goes on
-            result.failed.append((str(source), str(error)))
-            if on_error is not None:
-                on_error(str(source), str(error))
-    names: set[str] = set()
-    for start in range(0, len(ready), batch_size):
-        chunk = ready[start:start + batch_size]
-        for (source, _), prediction in zip(chunk, model.predict_voices([v for _, v in chunk]), strict=True):
-            stem = Path(source).stem or "input"
-            name = stem if stem not in names else f"{stem}-{len(names)}"
-            names.add(name)
-            several = len(prediction.speakers) > 1
-            entries = [_write_speaker(out, f"{name}.{one.label}" if several else name, one, gallery, nearest)
-                       for one in prediction.speakers]
-            main = next(entry for entry in entries if entry["label"] == prediction.label)
-            write_json(out / f"{name}.json", {"input": str(source), "synthetic": model.card.synthetic, **main,
-                                              "speakers": entries})
-            result.written.append({"input": str(source), "image": out / main["image"], "prediction": prediction,
-                                   "images": [out / entry["image"] for entry in entries]})
-    return result
-
-
-def _write_speaker(out: Path, name: str, prediction: Prediction, gallery: Any, nearest: int) -> dict[str, Any]:
-    """NAME.png (+ NAME.nearest.png with a gallery) for one speaker; its JSON entry."""
-    from .files import atomic_write
-
-    atomic_write(out / f"{name}.png", lambda temp: prediction.image.save(temp, format="PNG"))
-    entry = {"image": f"{name}.png", **prediction.to_json()}
-    if gallery is not None:
-        entry["nearest"] = _write_nearest(gallery, prediction.feature, nearest, out / f"{name}.nearest.png")
-    return entry
-
-
-def _write_nearest(gallery: Any, feature: np.ndarray, count: int, path: Path) -> list[dict[str, Any]]:
-    """The `count` gallery faces nearest to `feature` as one strip image at `path`; their speakers."""
-    from PIL import Image
-
-    from .files import atomic_write
-
-    found = gallery.nearest(feature, count)
-    strip = Image.fromarray(gallery.strip([i for i, _ in found]))
-    atomic_write(path, lambda temp: strip.save(temp, format="PNG"))
-    return [{"speaker": gallery.speakers[i], "key": gallery.keys[i], "cosine": round(c, 4)} for i, c in found]
+        """Recordings already cut by `clips`, each one voice -> predictions (what batch jobs call after checking
+        each input)."""
+        return self.predict_voices([[Voice(windows, seconds)] for windows, seconds in zip(clips, voiced, strict=True)],
+                                   batch)

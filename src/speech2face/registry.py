@@ -3,11 +3,11 @@
     s2f models                        list them (and which are cached)
     Speech2Face.from_pretrained("demo")
 
-Built in: `demo`, a small model trained by `s2f demo --quick` on the synthetic world (real portraits and
-recorded voices, synthetic pairing). It ships inside the package (`speech2face/demo_model`, fp16 weights
-whose sha256 its card lists), so it loads at once, offline; `s2f demo --quick` retrains it, and where a
-checkout lacks the shipped folder it is built on first use (about 45 minutes on 2 CPU cores, once: the face
-decoder from photos, then the voice encoder on a synthetic world).
+Built in: `demo`, a small model trained by `s2f demo --quick --ship` on the synthetic world (real CelebA
+faces, real recorded and synthesised speakers, synthetic pairing). It ships inside the package
+(`speech2face/demo_model`, fp16 weights whose sha256 its card lists), so it loads at once, offline. The
+registry only resolves names to folders, it never trains: a checkout without the shipped folder gets an
+error that names the command which builds it (`s2f demo --quick --ship`).
 
 More entries: a JSON file at $S2F_MODELS (default ~/.config/speech2face/models.json):
 
@@ -22,7 +22,6 @@ safely (no absolute paths, links or `..`). Cached models load offline.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import shutil
@@ -33,6 +32,8 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from tqdm import tqdm
 
 from .errors import ModelError
 from .files import atomic_write, sha256_of
@@ -46,7 +47,6 @@ class Entry:
     synthetic: bool
     url: str | None = None
     sha256: str | None = None
-    build: str | None = None  # "module:function(target, progress) -> folder" that makes it on first use
     shipped: Path | None = None  # a model folder inside the installed package: used as it is
 
     @property
@@ -55,9 +55,9 @@ class Entry:
 
 
 BUILTIN = (
-    Entry("demo", "small model trained by `s2f demo --quick` on the synthetic world (real portraits, recorded "
-                  "voices, synthetic pairing); ships with the package", synthetic=True,
-          build="speech2face.demo:build_model", shipped=SHIPPED_DEMO),
+    Entry("demo", "small model trained by `s2f demo --quick --ship` on the synthetic world (real CelebA faces, "
+                  "real recorded and synthesised speakers, synthetic pairing); ships with the package", synthetic=True,
+          shipped=SHIPPED_DEMO),
 )
 
 
@@ -101,7 +101,7 @@ def cached_path(entry: Entry) -> Path | None:
 
 
 def resolve(name: str, progress: bool = True) -> Path:
-    """The cached folder of a registered model, fetching or building it first if needed."""
+    """The folder of a registered model: the shipped one, or the cached download (fetched first if needed)."""
     known = entries()
     if name not in known:
         raise ModelError(f"unknown model {name!r}: not a folder, and not registered ({', '.join(sorted(known))}; "
@@ -110,11 +110,12 @@ def resolve(name: str, progress: bool = True) -> Path:
     cached = cached_path(entry)
     if cached is not None:
         return cached
+    if entry.shipped is not None:
+        raise ModelError(f"{name}: the shipped model folder {entry.shipped} is missing from this installation; "
+                         "build it with `s2f demo --quick --ship` (about 10 minutes on 2 CPU cores), or reinstall "
+                         "speech2face")
     target = cache_dir() / entry.folder_name
     target.parent.mkdir(parents=True, exist_ok=True)
-    if entry.build is not None:  # by name: the registry imports nothing of what builds models
-        module, function = entry.build.split(":")
-        return getattr(importlib.import_module(module), function)(target, progress=progress)
     assert entry.url is not None and entry.sha256 is not None  # entries() guarantees both
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".download-") as temp:
         archive = Path(temp) / "model.tar"
@@ -135,7 +136,6 @@ def resolve(name: str, progress: bool = True) -> Path:
 
 def fetch(url: str, destination: Path, progress: bool = True) -> None:
     """Copy a URL (http, https, file) or a local path to `destination`, with a progress bar."""
-    from tqdm import tqdm
 
     scheme = urllib.parse.urlparse(url).scheme
     if scheme in ("", "file") or len(scheme) == 1:  # a path (a Windows drive letter is one letter)

@@ -21,29 +21,39 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import Speech2FaceError
+from .errors import DataError, Speech2FaceError
+from .examples import write_examples
+from .gallery import Gallery
+from .pipeline import Speech2Face
+from .voice import audio
+from .voice.diarize import turns_json
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 7860
-MAX_UPLOAD_MB = 20
-MAX_SECONDS = 60.0
-CONCURRENCY = 2  # requests computed at once; the rest queue
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Where `s2f serve` listens and what it accepts (the CLI's defaults)."""
+
+    host: str = "127.0.0.1"  # this machine only
+    port: int = 7860
+    max_upload_mb: float = 20.0  # larger uploads are refused by the server, before the model
+    max_seconds: float = 60.0  # longer recordings are refused, from the declared length where there is one
+    concurrency: int = 2  # requests computed at once; the rest queue
+
+
 REMEMBERED_ANSWERS = 64
 Answer = tuple[str, dict[str, Any]]  # HTML with the face (and nearest faces) inline, details
 INTERNAL_NAME = re.compile(r"^<[^>]*>: ")  # how an error names bytes or an array (audio.describe_source)
 
 
-def build_app(model: Any, gallery: Any = None, max_seconds: float = MAX_SECONDS, concurrency: int = CONCURRENCY,
+def build_app(model: Any, gallery: Any = None, settings: ServeSettings = ServeSettings(),
               upload_dir: Path | None = None, examples: Sequence[tuple[str, str, bytes]] = ()) -> Any:
     """The Gradio Blocks of the page; `model` a Speech2Face, `gallery` an optional Gallery, `examples` (name,
     what it is, wav bytes) one button each: a visitor sees an answer, or a refusal, without uploading."""
     import gradio as gr
-
-    from . import audio
-    from .diarize import turns_json
 
     # Gradio stores identical uploads at one path (named by their content hash), so concurrent requests with
     # the same recording share a file. The first reads and deletes it and computes; the others wait for its
@@ -81,9 +91,9 @@ def build_app(model: Any, gallery: Any = None, max_seconds: float = MAX_SECONDS,
 
     def compute(data: bytes) -> Answer:
         try:
-            wave = audio.load_audio(data, duration=max_seconds + 1)
-            if len(wave) > max_seconds * audio.SAMPLE_RATE:
-                return refused(f"That recording is longer than {max_seconds:g} s; send a shorter one.")
+            wave = audio.load_audio(data, duration=settings.max_seconds + 1)
+            if len(wave) > settings.max_seconds * audio.SAMPLE_RATE:
+                return refused(f"That recording is longer than {settings.max_seconds:g} s; send a shorter one.")
             prediction = model.predict(wave)
         except Speech2FaceError as error:  # name the recording, not our in-memory copy of it
             return refused(INTERNAL_NAME.sub("the recording: ", str(error), count=1))
@@ -107,21 +117,22 @@ def build_app(model: Any, gallery: Any = None, max_seconds: float = MAX_SECONDS,
         with gr.Row():
             with gr.Column():
                 voice = gr.Audio(sources=["upload", "microphone"], type="filepath", label="voice (up to "
-                                 f"{max_seconds:g} s)", elem_id="voice")
+                                 f"{settings.max_seconds:g} s)", elem_id="voice")
                 button = gr.Button("Draw the face", variant="primary", elem_id="draw")
             with gr.Column():
                 # inline images (data URLs): nothing of the answer is written to disk
                 face = gr.HTML(elem_id="face")
                 details = gr.JSON(label="details", elem_id="details")
-        button.click(draw, inputs=voice, outputs=[face, details], concurrency_limit=concurrency, api_name="predict")
+        button.click(draw, inputs=voice, outputs=[face, details], concurrency_limit=settings.concurrency,
+                     api_name="predict")
         if examples:
             gr.Markdown("**Or try an example** (no upload needed):\n"
                         + "\n".join(f"- **{name}**: {what}" for name, what, _ in examples))
             with gr.Row():
                 for name, _, data in examples:
                     gr.Button(name, elem_id=f"example-{name}", size="sm").click(
-                        lambda data=data: compute(data), outputs=[face, details], concurrency_limit=concurrency,
-                        api_name=f"example_{name}")
+                        lambda data=data: compute(data), outputs=[face, details],
+                        concurrency_limit=settings.concurrency, api_name=f"example_{name}")
     return app
 
 
@@ -164,8 +175,6 @@ def _forget(path: Path, upload_dir: Path | None) -> None:
 
 def example_recordings() -> list[tuple[str, str, bytes]]:
     """`examples.write_examples` in memory: (name, what, wav bytes); none (said once) without the recordings."""
-    from .errors import DataError
-    from .examples import write_examples
 
     with tempfile.TemporaryDirectory() as folder:
         try:
@@ -175,23 +184,21 @@ def example_recordings() -> list[tuple[str, str, bytes]]:
             return []
 
 
-def serve(model_name: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, gallery_data: str | None = None,
-          max_upload_mb: float = MAX_UPLOAD_MB, max_seconds: float = MAX_SECONDS, concurrency: int = CONCURRENCY,
+def serve(model_name: str, settings: ServeSettings = ServeSettings(), gallery_data: str | None = None,
           device: str | None = None) -> None:
     """Load the model and serve the page until interrupted."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     upload_dir = Path(tempfile.mkdtemp(prefix="s2f-serve-"))
     os.environ["GRADIO_TEMP_DIR"] = str(upload_dir)  # our own folder: emptied per request, removed at exit
-    from .gallery import Gallery
-    from .pipeline import Speech2Face
 
     model = Speech2Face.from_pretrained(model_name, device=device)
     gallery = Gallery.load(gallery_data) if gallery_data else None
-    app = build_app(model, gallery, max_seconds, concurrency, upload_dir, example_recordings())
-    print(f"model: {model.card.label}\nserving on http://{host}:{port} (Ctrl-C to stop)", flush=True)
+    app = build_app(model, gallery, settings, upload_dir, example_recordings())
+    print(f"model: {model.card.label}\nserving on http://{settings.host}:{settings.port} (Ctrl-C to stop)", flush=True)
     try:
-        app.queue(default_concurrency_limit=concurrency, max_size=256).launch(
-            server_name=host, server_port=port, max_file_size=f"{max_upload_mb:g}mb", show_error=False,
+        app.queue(default_concurrency_limit=settings.concurrency, max_size=256).launch(
+            server_name=settings.host, server_port=settings.port,
+            max_file_size=f"{settings.max_upload_mb:g}mb", show_error=False,
             quiet=True, footer_links=[])
     finally:
         shutil.rmtree(upload_dir, ignore_errors=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from typing import Any, TypeVar
 
 EXIT_USER_ERROR = 2
@@ -23,7 +24,7 @@ def _shown(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def setting(parser: argparse.ArgumentParser, flag: str, settings: type, help: str, *, field: str | None = None,
+def setting(parser: argparse._ActionsContainer, flag: str, settings: type, help: str, *, field: str | None = None,
             **options: Any) -> None:
     """`flag`, stored as the settings field of the same name (or `field`), defaulting to that field's default;
     the help ends with the default."""
@@ -35,7 +36,9 @@ def setting(parser: argparse.ArgumentParser, flag: str, settings: type, help: st
         options.setdefault("metavar", flag.lstrip("-").replace("-", "_").upper())
         if default is not None:
             options.setdefault("type", type(default))
-    parser.add_argument(flag, dest=field, default=default, help=f"{help} (default {_shown(default)})", **options)
+    # a switch says what it does, and an option without a default says what its absence means
+    shown = "" if isinstance(default, bool) or default is None else f" (default {_shown(default)})"
+    parser.add_argument(flag, dest=field, default=default, help=help + shown, **options)
 
 
 def settings_from(args: argparse.Namespace, settings: type[SettingsT], **overrides: Any) -> SettingsT:
@@ -45,6 +48,24 @@ def settings_from(args: argparse.Namespace, settings: type[SettingsT], **overrid
     return settings(**values | overrides)
 
 
+class RenamedOption(argparse.Action):
+    """An old flag kept working: stores to its new name's field and says once, on stderr, what replaced it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        new = "--" + self.dest.replace("_", "-")
+        print(f"s2f: warning: {option_string} is deprecated; use {new} (same values)", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_size(parser: argparse.ArgumentParser, settings: type, sizes: dict[str, str], old: str = "--config") -> None:
+    """--size (a network size, one of `sizes`, each with what it is) and its old name, `old`, as a hidden alias:
+    "config" means the model classes' config.json alone."""
+    setting(parser, "--size", settings, "network size: " + "; ".join(f"{k}: {v}" for k, v in sizes.items()),
+            choices=tuple(sizes))
+    parser.add_argument(old, dest="size", choices=tuple(sizes), action=RenamedOption, help=argparse.SUPPRESS)
+
+
 def add_quiet(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -52,15 +73,14 @@ def add_quiet(parser: argparse.ArgumentParser) -> None:
 def add_training_options(parser: argparse.ArgumentParser, settings: type, batch_help: str, eval_help: str, *,
                          sizes: dict[str, str], several_data: bool = False) -> None:
     """The options every training verb shares: data, run folder, schedule, checkpoints, device, resume.
-    `sizes`: the network sizes --config offers, with what each is."""
+    `sizes`: the network sizes --size offers, with what each is."""
     if several_data:
         parser.add_argument("--data", required=True, action="append", metavar="DIR",
                             help="a folder made by s2f prepare (photos or videos); repeat to train on several")
     else:
         parser.add_argument("--data", required=True, help="a folder made by s2f prepare")
     parser.add_argument("--out", required=True, help="run folder")
-    setting(parser, "--config", settings, "network size: " + "; ".join(f"{k}: {v}" for k, v in sizes.items()),
-            choices=tuple(sizes))
+    add_size(parser, settings, sizes)
     setting(parser, "--steps", settings, "optimiser steps")
     setting(parser, "--batch-size", settings, batch_help)
     setting(parser, "--lr", settings, "Adam learning rate")

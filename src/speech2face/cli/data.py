@@ -5,19 +5,19 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..data.download import DownloadSettings
+from ..data import manifests, photos
+from ..data.download import FAILURES, DownloadSettings, download
 from ..data.photos import CELEBA_TERMS, COLLECTIONS, is_packaged
-from ..data.prepare import PrepareSettings
+from ..data.prepare import PrepareSettings, prepare
 from ..data.ray_engine import DEFAULT_GPUS_PER_TASK, ENGINES
 from ..errors import DataError
+from ..synth import make_world
+from ..synth.portraits import PortraitSpec
 from ..synth.world import SPEAKER_SETS, VOICES, WorldSettings
 from .common import add_quiet, setting, settings_from
 
 
-def synth(args: argparse.Namespace) -> int:
-    from ..synth import make_world
-    from ..synth.portraits import PortraitSpec
-
+def synth_verb(args: argparse.Namespace) -> int:
     settings = settings_from(args, WorldSettings)
     portraits = [PortraitSpec.parse(text) for text in args.portrait]
     if settings.photos and is_packaged(settings.faces):
@@ -78,13 +78,10 @@ def register_synth(verbs: argparse._SubParsersAction) -> None:
                         help="with --faces portraits: an extra base portrait, its sex (female/male) and age in "
                              "years, e.g. me.jpg:female:34; repeatable")
     add_quiet(parser)
-    parser.set_defaults(handler=synth)
+    parser.set_defaults(handler=synth_verb)
 
 
-def prepare(args: argparse.Namespace) -> int:
-    from ..data import manifests, photos
-    from ..data.prepare import prepare
-
+def prepare_verb(args: argparse.Namespace) -> int:
     if args.images is not None:
         if any(value is not None for value in (args.avspeech, args.voxceleb2, args.folder, args.pairs)):
             raise DataError("give exactly one input: --images cannot be combined with video inputs")
@@ -180,7 +177,7 @@ def register_prepare(verbs: argparse._SubParsersAction) -> None:
     setting(parser, "--device", PrepareSettings, "device of the face encoder (auto: CUDA where there is one; with "
                                                  "--engine ray, on the cluster's GPU workers)")
     add_quiet(parser)
-    parser.set_defaults(handler=prepare)
+    parser.set_defaults(handler=prepare_verb)
 
 
 def add_engine_options(parser: argparse.ArgumentParser, local: str, unit: str) -> None:
@@ -193,9 +190,7 @@ def add_engine_options(parser: argparse.ArgumentParser, local: str, unit: str) -
                              "ray://HOST:10001); default: start a local instance of --workers CPUs")
 
 
-def download(args: argparse.Namespace) -> int:
-    from ..data.download import FAILURES, download
-
+def download_verb(args: argparse.Namespace) -> int:
     if args.engine != "ray" and args.address:
         raise DataError("--address needs --engine ray")
     counts = download(args.avspeech, args.out, settings_from(args, DownloadSettings), progress=not args.quiet,
@@ -236,4 +231,4 @@ def register_download(verbs: argparse._SubParsersAction) -> None:
     setting(parser, "--retries", DownloadSettings, "retries per request")
     setting(parser, "--max-height", DownloadSettings, "highest video resolution")
     add_quiet(parser)
-    parser.set_defaults(handler=download)
+    parser.set_defaults(handler=download_verb)

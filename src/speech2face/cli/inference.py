@@ -5,9 +5,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
+from pathlib import Path
 
+import torch
+
+from .. import __version__
 from .. import serve as web  # constants only: gradio loads when a server starts
 from ..errors import Speech2FaceError
+from ..examples import judge_verdicts, write_examples, write_page
+from ..export import export_onnx
+from ..gallery import Gallery
+from ..models.voice_encoder import VoiceEncoder, VoiceEncoderConfig, count_flops
+from ..pipeline import Speech2Face
+from ..predict import PredictSettings, predict_files
+from ..registry import cache_dir, cached_path, entries, pack, user_registry
+from ..voice import audio
+from .common import RenamedOption, default_of, setting, settings_from
 
 
 def positive_int(text: str) -> int:
@@ -24,16 +38,12 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA if present)")
 
 
-def predict(args: argparse.Namespace) -> int:
-    from ..gallery import Gallery
-    from ..pipeline import Speech2Face, predict_files
-
+def predict_verb(args: argparse.Namespace) -> int:
     model = Speech2Face.from_pretrained(args.model, device=args.device, progress=not args.quiet)
     print(f"model: {model.card.label}")
     gallery = Gallery.load(args.gallery) if args.gallery else None
-    speakers = 1 if args.one_speaker else args.speakers
-    result = predict_files(model, args.inputs, args.output, batch_size=args.batch_size, gallery=gallery,
-                           nearest=args.nearest, progress=not args.quiet, speakers=speakers,
+    settings = settings_from(args, PredictSettings, **({"speakers": 1} if args.one_speaker else {}))
+    result = predict_files(model, args.inputs, args.output, settings, gallery=gallery, progress=not args.quiet,
                            on_error=lambda _, message: print(f"s2f predict: error: {message}", file=sys.stderr))
     faces = 0
     for item in result.written:
@@ -69,22 +79,18 @@ def register_predict(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", default="faces", help="output folder (default faces)")
     parser.add_argument("--gallery", help="a s2f prepare folder: also write the nearest real faces "
                                           "(NAME.nearest.png, and their speakers in the JSON)")
-    parser.add_argument("--nearest", type=int, default=5, help="faces per gallery strip (default 5)")
+    setting(parser, "--nearest", PredictSettings, "faces per gallery strip", type=positive_int)
     who = parser.add_mutually_exclusive_group()
-    who.add_argument("--speakers", type=positive_int, metavar="N",
-                     help="the number of speakers, when you know it (default: found from the voices)")
+    setting(who, "--speakers", PredictSettings, "the number of speakers, when you know it (None: found from the "
+            "voices)", type=positive_int, metavar="N")
     who.add_argument("--one-speaker", action="store_true",
                      help="read each recording as one voice (one face, from all of it)")
-    parser.add_argument("--batch-size", type=int, default=16, help="recordings per forward pass (default 16)")
+    setting(parser, "--batch-size", PredictSettings, "recordings per forward pass", type=positive_int)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    parser.set_defaults(handler=predict)
+    parser.set_defaults(handler=predict_verb)
 
 
-def examples(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from ..examples import judge_verdicts, write_examples, write_page
-    from ..pipeline import Speech2Face, predict_files
+def examples_verb(args: argparse.Namespace) -> int:
 
     model = Speech2Face.from_pretrained(args.model, device=args.device, progress=not args.quiet)
     print(f"model: {model.card.label}")
@@ -112,7 +118,7 @@ def examples(args: argparse.Namespace) -> int:
     print(f"judge: {judge}\nthe faces, the recordings and the judge's verdicts on one page: {page}\n"
           f"  open it in a browser: file://{page.resolve()}\n"
           f"the web page (upload or record your own voice; these examples are on it too): s2f serve --model "
-          f"{args.model}, then open http://127.0.0.1:{web.DEFAULT_PORT}")
+          f"{args.model}, then open http://127.0.0.1:{default_of(web.ServeSettings, 'port')}")
     return 1 if unexpected else 0
 
 
@@ -129,15 +135,14 @@ def register_examples(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", default="demo-faces", help="output folder (default demo-faces)")
     parser.add_argument("--seed", type=int, default=0, help="which recordings (default 0)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    parser.set_defaults(handler=examples)
+    parser.set_defaults(handler=examples_verb)
 
 
-def serve(args: argparse.Namespace) -> int:
+def serve_verb(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"s2f serve: warning: listening on {args.host}: anyone who can reach it can use the model",
               file=sys.stderr)
-    web.serve(args.model, host=args.host, port=args.port, gallery_data=args.gallery, max_upload_mb=args.max_upload_mb,
-              max_seconds=args.max_seconds, concurrency=args.concurrency, device=args.device)
+    web.serve(args.model, settings_from(args, web.ServeSettings), gallery_data=args.gallery, device=args.device)
     return 0
 
 
@@ -150,26 +155,21 @@ def register_serve(verbs: argparse._SubParsersAction) -> None:
                     "upload is deleted once answered. Needs the [demo] extra (gradio).",
         epilog="example: s2f serve --model demo --port 7860")
     add_model_options(parser)
-    parser.add_argument("--host", default=web.DEFAULT_HOST,
-                        help=f"address to bind (default {web.DEFAULT_HOST}: this machine only)")
-    parser.add_argument("--port", type=int, default=web.DEFAULT_PORT, help=f"port (default {web.DEFAULT_PORT})")
+    setting(parser, "--host", web.ServeSettings, "address to bind (127.0.0.1: this machine only)")
+    setting(parser, "--port", web.ServeSettings, "port")
     parser.add_argument("--gallery", help="a s2f prepare folder whose faces are shown as the nearest real faces")
-    parser.add_argument("--max-upload-mb", type=float, default=web.MAX_UPLOAD_MB,
-                        help=f"largest upload in MB (default {web.MAX_UPLOAD_MB:g})")
-    parser.add_argument("--max-seconds", type=float, default=web.MAX_SECONDS,
-                        help=f"longest recording in seconds (default {web.MAX_SECONDS:g})")
-    parser.add_argument("--concurrency", type=int, default=web.CONCURRENCY,
-                        help=f"requests computed at once (default {web.CONCURRENCY})")
-    parser.set_defaults(handler=serve)
+    setting(parser, "--max-upload-mb", web.ServeSettings, "largest upload in MB")
+    setting(parser, "--max-seconds", web.ServeSettings, "longest recording in seconds")
+    setting(parser, "--concurrency", web.ServeSettings, "requests computed at once", type=positive_int)
+    parser.set_defaults(handler=serve_verb)
 
 
-def models(args: argparse.Namespace) -> int:
-    from ..registry import cache_dir, cached_path, entries, user_registry
-
+def models_verb(args: argparse.Namespace) -> int:
     for entry in entries().values():
         where = cached_path(entry)
         status = (f"shipped: {where}" if where is not None and where == entry.shipped else f"cached: {where}"
-                  if where else ("built on first use" if entry.build else f"from {entry.url}"))
+                  if where else ("missing: build it with `s2f demo --quick --ship`" if entry.shipped
+                                 else f"from {entry.url}"))
         flag = " [SYNTHETIC]" if entry.synthetic else ""
         print(f"{entry.name}{flag}\n    {entry.description}\n    {status}")
     print(f"cache: {cache_dir()}; more entries: {user_registry()}")
@@ -186,21 +186,15 @@ def register_models(verbs: argparse._SubParsersAction) -> None:
                     "(make the archive and its sha256 with s2f export --format tar). Downloads are checked against "
                     "the sha256 and cached; cached models work offline.",
         epilog="example: s2f models")
-    parser.set_defaults(handler=models)
+    parser.set_defaults(handler=models_verb)
 
 
-def export(args: argparse.Namespace) -> int:
-    import tempfile
-    from pathlib import Path
+def export_verb(args: argparse.Namespace) -> int:
 
     if args.format == "onnx":
-        from ..export import export_onnx
-
         out = export_onnx(args.model, args.out)
         print(f"{out}: input wave (batch, 96000) float32 16 kHz -> image, landmarks, feature")
         return 0
-    from ..pipeline import Speech2Face
-    from ..registry import pack
 
     model = Speech2Face.from_pretrained(args.model, device="cpu")
     with tempfile.TemporaryDirectory() as temp:
@@ -221,25 +215,21 @@ def register_export(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", required=True, help="a model folder, a run, or a registered name")
     parser.add_argument("--format", choices=("onnx", "tar"), required=True)
     parser.add_argument("--out", required=True, help="output file (.onnx or .tar.gz)")
-    parser.set_defaults(handler=export)
+    parser.set_defaults(handler=export_verb)
 
 
-def info(args: argparse.Namespace) -> int:
-    import torch
-
-    from .. import __version__, audio
-    from ..models.voice_encoder import VoiceEncoder, VoiceEncoderConfig, count_flops
+def info_verb(args: argparse.Namespace) -> int:
 
     frames = audio.num_frames(round(args.seconds * audio.SAMPLE_RATE))
     rows = []
-    for name in args.config:
+    for name in args.size:
         config = VoiceEncoderConfig.named(name)
         if frames < config.min_frames:
             raise Speech2FaceError(f"{args.seconds} s is shorter than the {name} encoder's minimum input "
                                    f"({config.min_frames} frames)")
         with torch.device("meta"):  # counts without allocating the (large) paper model
             parameters = VoiceEncoder(config).num_parameters()
-        rows.append({"config": name, "parameters": parameters, "frames": frames,
+        rows.append({"size": name, "parameters": parameters, "frames": frames,
                      "forward_flops": count_flops(config, frames),
                      "train_flops": count_flops(config, frames, backward=True),
                      "output_dim": config.output_dim})
@@ -252,7 +242,7 @@ def info(args: argparse.Namespace) -> int:
     print(f"input for {args.seconds:g} s: (2, {frames}, {audio.N_FREQ})")
     print(f"{'voice encoder':<14}{'parameters':>14}{'GFLOPs fwd':>13}{'GFLOPs train':>15}{'output':>8}")
     for row in rows:
-        print(f"{row['config']:<14}{row['parameters']:>14,}{row['forward_flops'] / 1e9:>13.2f}"
+        print(f"{row['size']:<14}{row['parameters']:>14,}{row['forward_flops'] / 1e9:>13.2f}"
               f"{row['train_flops'] / 1e9:>15.2f}{row['output_dim']:>8}")
     print("FLOPs count 2 per multiply-add, per clip; train = forward + backward.")
     return 0
@@ -261,10 +251,12 @@ def info(args: argparse.Namespace) -> int:
 def register_info(verbs: argparse._SubParsersAction) -> None:
     parser = verbs.add_parser(
         "info", help="sizes and costs of the models",
-        description="Print the audio front end's settings and, per voice encoder config, its parameters "
+        description="Print the audio front end's settings and, per voice encoder size, its parameters "
                     "and FLOPs per clip (counted on the meta device: instant, no memory).")
-    parser.add_argument("--config", nargs="+", choices=("paper", "small"), default=["paper", "small"],
-                        help="which voice encoder configs to describe (default: both)")
+    sizes = ("paper", "small")
+    parser.add_argument("--size", nargs="+", choices=sizes, default=list(sizes),
+                        help="which voice encoder sizes to describe (default: both)")
+    parser.add_argument("--config", dest="size", nargs="+", choices=sizes, action=RenamedOption, help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, default=6.0, help="clip length to cost (default: 6, the paper's)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.set_defaults(handler=info)
+    parser.set_defaults(handler=info_verb)

@@ -6,14 +6,13 @@ import argparse
 
 from ..models import VOICE_BACKBONES
 from ..models.speaker_voice import BACKBONE_LR_SCALE
+from ..train import train_decoder, train_voice
 from ..train.decoder import DecoderTraining
 from ..train.voice import DISTILL_CHOICES, VoiceTraining
 from .common import add_training_options, default_of, setting, settings_from
 
 
-def train_decoder(args: argparse.Namespace) -> int:
-    from ..train import train_decoder
-
+def train_decoder_verb(args: argparse.Namespace) -> int:
     result = train_decoder(args.data, args.out, settings_from(args, DecoderTraining), resume=args.resume,
                            progress=not args.quiet)
     held = result.get("held_out")
@@ -51,12 +50,10 @@ def register_train_decoder(verbs: argparse._SubParsersAction) -> None:
     add_training_options(parser, DecoderTraining, batch_help="GLOBAL batch of faces per step, split among processes",
                          eval_help="held-out evaluation and sample grid every N steps", several_data=True,
                          sizes={"small": "64 px", "medium": "128 px, CPU-trainable on photos", "paper": "224 px"})
-    parser.set_defaults(handler=train_decoder)
+    parser.set_defaults(handler=train_decoder_verb)
 
 
-def train(args: argparse.Namespace) -> int:
-    from ..train import train_voice
-
+def train_verb(args: argparse.Namespace) -> int:
     result = train_voice(args.data, args.decoder, args.out, settings_from(args, VoiceTraining), resume=args.resume,
                          progress=not args.quiet)
     held = result.get("held_out")
@@ -97,4 +94,4 @@ def register_train(verbs: argparse._SubParsersAction) -> None:
     add_training_options(parser, VoiceTraining, batch_help="GLOBAL batch, split among processes",
                          eval_help="held-out evaluation every N steps",
                          sizes={"small": "CPU-sized encoder", "paper": "the paper's widths"})
-    parser.set_defaults(handler=train)
+    parser.set_defaults(handler=train_verb)

@@ -7,7 +7,8 @@
 
 from . import manifests
 from .manifests import Segment
-from .prepare import PrepareSettings, prepare, split_of
+from .prepare import PrepareSettings, prepare
 from .shards import read_shard
+from .splits import split_of
 
 __all__ = ["PrepareSettings", "Segment", "manifests", "prepare", "read_shard", "split_of"]

@@ -6,10 +6,11 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import av
 import numpy as np
 
-from ..audio import SAMPLE_RATE
 from ..errors import DataError
+from ..voice.audio import SAMPLE_RATE
 
 if TYPE_CHECKING:
     import av
@@ -21,7 +22,6 @@ REORDER_SECONDS = 1.0  # packets come in decoding order: a frame shows at most t
 
 def media_duration(path: str | Path) -> float:
     """Seconds, from the container (or its longest stream); DataError if unreadable."""
-    import av
 
     try:
         with av.open(str(path)) as container:
@@ -43,7 +43,6 @@ def read_frames(path: str | Path, times: list[float]) -> list[tuple[float, np.nd
     near a wanted time. The same frames as decoding everything (tests/test_media.py), at a fraction of
     the cost (benchmarks/prepare.py). The last frame serves times up to LAST_FRAME_SECONDS after it; later
     times are dropped. DataError on a damaged or frameless video."""
-    import av
 
     if not times:
         return []
@@ -129,7 +128,6 @@ def _decode_run(container: av.container.InputContainer, stream: av.VideoStream, 
 
 def encode_flac(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
     """Mono float32 in [-1, 1] -> 16-bit FLAC bytes."""
-    import av
 
     samples = (np.clip(wave, -1, 1) * 32767).round().astype(np.int16)[None]
     buffer = io.BytesIO()

@@ -30,6 +30,7 @@ import numpy as np
 
 from .. import faces
 from ..errors import DataError, ModelError
+from ..faces.judge import Judge
 from ..package_data import package_file
 from .choose import HOG_WINDOW, face_from_box
 from .manifests import IMAGE_SUFFIXES, safe_key
@@ -212,7 +213,6 @@ def photo_face(image: np.ndarray, detector: str) -> Any:
 
 def judge_or_none() -> Any:
     """The age/sex judge (its sex and age of each photo go into the sample), or None when it is not installed."""
-    from ..faces.judge import Judge
 
     try:
         return Judge()

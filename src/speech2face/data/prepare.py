@@ -28,16 +28,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
-from ..activity import SpeechDetector
 from ..errors import DataError, Speech2FaceError
+from ..faces import get_encoder
 from ..files import PREPARE_HEADER, atomic_write, claim_folder, write_json
+from ..voice.activity import SpeechDetector
 from .manifests import Segment
 from .photos import Photo, judge_or_none, photo_failure, process_photos
 from .ray_engine import check_engine, ray_session, run_on_ray
 from .segment import SegmentFailure, failure_record, process_segment
 from .shards import Sample, write_shard
+from .splits import split_of
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +67,6 @@ class PrepareSettings:
             raise DataError(f"val {self.val} + test {self.test} must leave some training speakers")
         if self.detector not in ("hog", "mmod"):
             raise DataError(f"detector must be hog or mmod, got {self.detector!r}")
-
-
-def split_of(speaker: str, val: float, test: float, seed: int = 0) -> str:
-    """train / val / test for a speaker: a hash, so every node and every run agrees."""
-    digest = hashlib.sha256(f"{seed}:{speaker}".encode()).digest()
-    u = int.from_bytes(digest[:8], "big") / 2**64
-    return "test" if u < test else "val" if u < test + val else "train"
 
 
 def node_of(key: str, num_shards: int) -> int:
@@ -112,15 +108,12 @@ def shard_done(out: Path, name: str) -> bool:
 
 
 def make_encoder(settings: PrepareSettings) -> Any:
-    from ..faces import get_encoder
-
     return get_encoder(settings.encoder, device=settings.device)
 
 
 def process_shard(job: ShardJob, settings: PrepareSettings, out: Path, threads: int | None = None) -> dict:
     """Process, write and return the stats of one shard (its tar, failures and stats files)."""
     if threads is not None:
-        import torch
 
         torch.set_num_threads(threads)
     start_wall, start_cpu = time.perf_counter(), time.process_time()

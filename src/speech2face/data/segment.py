@@ -10,9 +10,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..activity import SpeechDetector
-from ..audio import SAMPLE_RATE, load_audio
 from ..errors import AudioError, DataError
+from ..voice.activity import SpeechDetector
+from ..voice.audio import SAMPLE_RATE, load_audio
 from .choose import FrameFace, frame_face
 from .manifests import Segment
 from .media import encode_flac, media_duration, read_frames

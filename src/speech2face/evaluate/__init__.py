@@ -2,7 +2,7 @@
 
 - `metrics`: pure functions on features and landmarks (`retrieval`, `feature_similarity`,
   `matching_1_of_2`, `craniofacial`, `demographic_agreement`, ...), tested against brute force;
-- `protocol`: which held-out data is read and how (`held_out`), and `evaluate_model` (`s2f evaluate`);
+- `protocol`: the orchestrator, `evaluate_model` (`s2f evaluate`), on the held-out data `data.splits` reads;
 - `labels`: attribute labels per speaker from a CSV; `report`: report.html, gallery.png, the text summary.
 
 `speech2face.evaluate.retrieval(...)` etc. are the metrics; the protocol and report need the `[data]` and

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from ..faces import get_encoder
+from ..faces.judge import Judge
 from . import metrics as m
 from .labels import Labels
 
@@ -33,7 +35,6 @@ def default_scorer(trained_with: str) -> str:
 def scorer_section(name: str, faces: dict[str, np.ndarray], pool: int, seed: int,
                    device: str | None = None) -> dict[str, Any]:
     """`faces`: "true", "voice", "upper_bound" canonical crops (N, S, S, 3) uint8, one per held-out speaker."""
-    from ..faces import get_encoder
 
     encoder = get_encoder(name, device=device) if name != "dlib" else get_encoder(name)
     embedded = {key: encoder.embed(crops) for key, crops in faces.items()}
@@ -55,7 +56,6 @@ def age_group(ages: np.ndarray) -> np.ndarray:
 
 def judge_section(faces: dict[str, np.ndarray], speakers: list[str], labels: dict[str, Labels]) -> dict[str, Any]:
     """Sex and age-group agreement of the drawn faces with the true face, as judged."""
-    from ..faces.judge import Judge
 
     judge = Judge()
     found = {key: judge(crops) for key, crops in faces.items()}

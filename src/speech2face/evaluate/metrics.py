@@ -7,11 +7,15 @@
 
 from __future__ import annotations
 
+from math import erf, sqrt
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..faces.landmarks import LEFT_EYE, RIGHT_EYE
+
+PAPER_POOL = 100  # retrieval pool size of the paper's protocol (s2f evaluate, s2f evaluate-decoder)
 
 
 def landmark_error_iod(predicted: np.ndarray, true: np.ndarray) -> np.ndarray:
@@ -103,7 +107,7 @@ def _scores(queries: np.ndarray, gallery: np.ndarray, metric: str) -> np.ndarray
     return -(np.abs(difference).sum(-1) if metric == "l1" else np.sqrt((difference**2).sum(-1)))
 
 
-def retrieval(pred: np.ndarray, true: np.ndarray, ks: tuple[int, ...] = (1, 2, 5, 10), pool: int | None = 100,
+def retrieval(pred: np.ndarray, true: np.ndarray, ks: tuple[int, ...] = (1, 2, 5, 10), pool: int | None = PAPER_POOL,
               metric: str = "cos", seed: int = 0, memory: int = 50_000_000) -> dict[str, float]:
     """S2F -> face retrieval. Query i (predicted feature i) ranks a pool of true features that holds true i
     and `pool - 1` others drawn at random (seeded) per query, or all N (pool None or >= N). Ties are broken
@@ -204,7 +208,6 @@ def craniofacial(points: np.ndarray) -> dict[str, np.ndarray]:
 def measure_correlations(from_voice: np.ndarray, from_face: np.ndarray, seed: int = 0) -> dict[str, dict[str, float]]:
     """Pearson r (and its two-sided p) between each measure on faces decoded from the voice and from the
     true feature; `shuffled_r`: the same with the pairing shuffled (the baseline)."""
-    from math import erf, sqrt
 
     a, b = craniofacial(from_voice), craniofacial(from_face)
     order = np.random.default_rng(seed).permutation(len(from_voice))

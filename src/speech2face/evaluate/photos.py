@@ -16,7 +16,9 @@ beyond the training set), and chance (K / pool).
 
 from __future__ import annotations
 
+import html
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +26,16 @@ import numpy as np
 import torch
 
 from ..data.dataset import face_item, samples_per_speaker, shard_paths
+from ..devices import pick_device
 from ..errors import DataError
+from ..faces import get_encoder
+from ..faces.judge import Judge
 from ..files import atomic_write, write_json
 from ..images import to_uint8
+from ..models.face_decoder import FaceDecoder
 from . import metrics as m
 from .judges import age_group
+from .metrics import PAPER_POOL
 
 log = logging.getLogger(__name__)
 CONFIDENT = 0.9  # the judge's p(male) >= this or <= 1 - this: a photo whose sex the judge is sure of
@@ -58,18 +65,25 @@ def draw(decoder: Any, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return to_uint8(images), points.cpu().numpy()
 
 
-def evaluate_decoder(decoder_dir: str | Path, data: list[str | Path], out: str | Path, *, pool: int = 100,
-                     seed: int = 0, device: str = "auto", scorer: str = "facenet", gallery: int = 16,
+@dataclass(frozen=True)
+class DecoderEvaluationSettings:
+    """How `s2f evaluate-decoder` retrieves and where it runs (the CLI's defaults)."""
+
+    pool: int = PAPER_POOL
+    seed: int = 0
+    device: str = "auto"
+    scorer: str = "facenet"  # the face network that judges: not the teacher
+
+
+def evaluate_decoder(decoder_dir: str | Path, data: list[str | Path], out: str | Path,
+                     settings: DecoderEvaluationSettings = DecoderEvaluationSettings(), *, gallery: int = 16,
                      ) -> dict[str, Any]:
     """Judge a decoder on the held-out photos of `data`; writes OUT/metrics.json, OUT/gallery.png and
     OUT/report.html; returns the metrics."""
-    from ..devices import pick_device
-    from ..faces import get_encoder
-    from ..faces.judge import Judge
-    from ..models.face_decoder import FaceDecoder
+    pool, seed, scorer = settings.pool, settings.seed, settings.scorer
 
     folders, out = [Path(d) for d in data], Path(out)
-    torch_device = pick_device(device)
+    torch_device = pick_device(settings.device)
     decoder = FaceDecoder.from_pretrained(decoder_dir).to(torch_device).eval()
     test, train = photo_set(folders, "test"), photo_set(folders, "train", per_identity=None)
     distance = np.linalg.norm(test["features"][:, None] - train["features"][None], axis=2)  # (test, train)
@@ -169,7 +183,6 @@ def table_lines(metrics: dict[str, Any]) -> list[str]:
 
 
 def render_html(metrics: dict[str, Any]) -> str:
-    import html
 
     table = html.escape("\n".join(table_lines(metrics)))
     return (f"<!doctype html><meta charset=utf-8><title>face decoder on held-out photos</title>"

@@ -1,10 +1,9 @@
 """The evaluation protocol: which held-out data is read, how, and every protocol run on it.
 
-Held-out data, one way for everyone (`held_out`):
-- `VALIDATION` (model selection while training): the val split, else test; the first N samples.
-- `EVALUATION` (`s2f evaluate`): the test and val splits, ONE clip per speaker (its first 6 s), so that the
-  retrieval pool holds distinct people (clips of one person have near-identical face features). Neither
-  split trains anything; the final checkpoint is evaluated, not the val-selected `best/`.
+Held-out data is read one way for everyone (`data/splits.py`); evaluation takes the test and val splits,
+ONE clip per speaker (its first 6 s), so that the retrieval pool holds distinct people (clips of one person
+have near-identical face features). Neither split trains anything; the final checkpoint is evaluated, not
+the val-selected `best/`.
 
 `evaluate_model` runs: feature similarity (and a shuffled pairing), S2F -> face retrieval (pool 100, or all
 speakers if fewer; cos, L1, L2), 1:2 matching (and same-attribute controls when labels are known),
@@ -17,67 +16,44 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .. import audio
-from ..data.dataset import collate, samples_per_speaker, shard_paths
-from ..data.shards import sample_audio
+from ..data.dataset import samples_per_speaker, shard_paths
+from ..data.splits import EVALUATION, held_out, voice_clip
 from ..devices import pick_device
 from ..errors import DataError, ModelError
+from ..faces import get_encoder
 from ..files import PREPARE_HEADER, atomic_write, read_header, write_json
 from ..images import to_uint8
 from ..model_folder import training_settings
+from ..models import FaceDecoder, load_voice_encoder
+from ..models.voice_encoder import encode_waves
 from . import metrics as m
 from .judges import default_scorer, judge_section, scorer_section
 from .labels import Labels, load_labels
+from .report import gallery_image, render_html
 
 log = logging.getLogger(__name__)
-VALIDATION = "validation"
-EVALUATION = "evaluation"
-EVAL_SECONDS = 6.0
 
 
-def held_out_paths(data: str | Path, purpose: str) -> list[Path]:
-    """The held-out shards for `purpose` (VALIDATION: val, else test; EVALUATION: test and val)."""
-    if purpose == VALIDATION:
-        paths = shard_paths(data, "val") or shard_paths(data, "test")
-    elif purpose == EVALUATION:
-        paths = shard_paths(data, ("test", "val"))
-    else:
-        raise ValueError(f"purpose must be {VALIDATION!r} or {EVALUATION!r}, got {purpose!r}")
-    if not paths:
-        raise DataError(f"{data}: no val or test shards (s2f prepare splits speakers with --val/--test)")
-    return paths
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """How `s2f evaluate` retrieves and judges (the CLI's defaults)."""
 
-
-def held_out(data: str | Path | list[Path], transform: Callable[[dict[str, Any]], dict[str, np.ndarray]],
-             purpose: str, *, per_speaker: int | None = None, limit: int | None = None, faces: bool = True,
-             ) -> dict[str, Any]:
-    """Held-out samples of one prepared folder (or several, in turn) in shard order through `transform`
-    (damaged ones skipped), at most `per_speaker` per speaker and `limit` in all; collated into tensors, with
-    "speakers" (a list, one per item)."""
-    folders = data if isinstance(data, list) else [Path(data)]
-    paths = [path for folder in folders for path in held_out_paths(folder, purpose)]
-    pairs = list(samples_per_speaker(paths, per_speaker, faces=faces, limit=limit, transform=transform))
-    if not pairs:
-        raise DataError(f"{data}: no readable held-out samples")
-    return {**collate([item for _, item in pairs]), "speakers": [speaker for speaker, _ in pairs]}
-
-
-def first_seconds(sample: dict[str, Any], seconds: float = EVAL_SECONDS) -> dict[str, np.ndarray]:
-    """A held-out clip as the networks read it: its first `seconds` (repeated if shorter), and its feature."""
-    wave = audio.load_audio(sample_audio(sample))[: round(seconds * audio.SAMPLE_RATE)]
-    return {"wave": audio.fit_length(wave, seconds), "feature": sample["feature"].astype(np.float32)}
-
-
+    pool: int = m.PAPER_POOL  # retrieval pool (all held-out speakers if fewer)
+    seed: int = 0  # of the pools and the shuffled baselines
+    device: str = "auto"
+    scorer: str | None = "auto"  # the independent face network: "auto" (one other than the data's), a name, "none"
+    judge: bool = True  # the age and sex classifier's agreement (judges.py)
 def evaluation_clips(data: str | Path) -> dict[str, Any]:
     """The EVALUATION protocol's clips: per held-out speaker (sorted by name) its first clip's first 6 s,
     true feature and face crop, as numpy arrays."""
-    clips = held_out(data, lambda s: first_seconds(s) | {"face": s["face"]}, EVALUATION, per_speaker=1)
+    clips = held_out(data, lambda s: voice_clip(s) | {"face": s["face"]}, EVALUATION, per_speaker=1)
     if len(clips["speakers"]) < 2:
         raise DataError(f"{data}: only {len(clips['speakers'])} held-out speaker(s); need at least 2")
     order = np.argsort(clips["speakers"], kind="stable")
@@ -100,7 +76,6 @@ def demographics(data: str | Path, encoder_name: str, labels: dict[str, Labels],
     """Per attribute: `metrics.demographic_agreement` on the held-out speakers that have a label, the probe
     fitted on the labelled training speakers. Face images decoded (N, 3, S, S) are embedded by
     `encoder_name`, the encoder the data was prepared with."""
-    from ..faces import get_encoder
 
     encoder = get_encoder(encoder_name)
     embedded = {name: encoder.embed(to_uint8(images)) for name, images in (("voice", from_voice), ("true", from_true))}
@@ -119,17 +94,14 @@ def demographics(data: str | Path, encoder_name: str, labels: dict[str, Labels],
 
 def evaluate_model(voice_dir: str | Path, data: str | Path, out: str | Path, *, decoder_dir: str | Path | None = None,
                    labels: str | Path | None = None, label_columns: tuple[str, ...] | None = None,
-                   pool: int = 100, seed: int = 0, device: str | torch.device | None = "auto",
-                   scorer: str | None = "auto", judge: bool = True) -> dict[str, Any]:
+                   settings: EvaluationSettings = EvaluationSettings()) -> dict[str, Any]:
     """Run every protocol; write `out/metrics.json`, `out/report.html` and `out/gallery.png`; return the
-    metrics. `scorer`: the independent face network ("auto": one other than the data's encoder; None or
-    "none": skip); `judge`: the age and sex classifier's agreement (judges.py). A network that cannot load
-    is an error when named; with "auto" and for the judge, its section says why it was skipped."""
-    from ..models import FaceDecoder, load_voice_encoder
-    from ..models.voice_encoder import encode_waves
-    from .report import gallery_image, render_html
+    metrics. `settings.scorer`: the independent face network ("auto": one other than the data's encoder; None
+    or "none": skip); `settings.judge`: the age and sex classifier's agreement (judges.py). A network that cannot
+    load is an error when named; with "auto" and for the judge, its section says why it was skipped."""
+    pool, seed, scorer = settings.pool, settings.seed, settings.scorer
 
-    voice_dir, out, chosen = Path(voice_dir), Path(out), pick_device(device)
+    voice_dir, out, chosen = Path(voice_dir), Path(out), pick_device(settings.device)
     decoder_dir = decoder_dir or training_settings(voice_dir).get("decoder")
     if decoder_dir is None:
         raise DataError(f"{voice_dir}: no training.json naming its decoder; pass --decoder")
@@ -176,7 +148,7 @@ def evaluate_model(voice_dir: str | Path, data: str | Path, out: str | Path, *, 
     if scorer not in (None, "none"):
         metrics["scorer"] = _unless_missing(lambda: scorer_section(scorer, drawn, pool, seed, str(chosen)),
                                             "scorer", required=named)
-    if judge:
+    if settings.judge:
         metrics["judge"] = _unless_missing(lambda: judge_section(drawn, clips["speakers"], attributes), "judge",
                                            required=False)
     out.mkdir(parents=True, exist_ok=True)

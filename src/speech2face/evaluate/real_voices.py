@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE
 from ..errors import AudioError
+from ..faces.judge import Judge
+from ..synth.recorded import HELD_OUT, held_out_recordings
+from ..voice.audio import SAMPLE_RATE
 
 if TYPE_CHECKING:
     from ..pipeline import Speech2Face
@@ -31,8 +33,6 @@ def judge_real_voices(model: Speech2Face, recordings: int = REAL_RECORDINGS, sec
                       seed: int = 0, half: str = "measuring") -> dict[str, Any]:
     """Per held-out speaker and overall: the share of its recordings (of prompts of `half`) whose drawn face the
     judge calls the speaker's sex (chance 0.5), with each face's p(male)."""
-    from ..faces.judge import Judge
-    from ..synth.recorded import HELD_OUT, held_out_recordings
 
     judge = Judge()
     out: dict[str, Any] = {"judge": judge.name, "chance": 0.5, "half": half, "seconds": seconds, "speakers": {}}

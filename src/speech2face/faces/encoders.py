@@ -22,6 +22,9 @@ from torch import nn
 
 from ..devices import pick_device
 from ..errors import ModelError
+from .dlib_resnet import DlibResNet
+from .facenet import FaceNet
+from .vggface import VggFace, default_weights
 from .weights import dlib_model_path, require_dlib
 
 DLIB_CHIP_SIZE = 150
@@ -113,8 +116,6 @@ class DlibTorchEncoder(TorchEncoder):
     input_size = DLIB_CHIP_SIZE
 
     def __init__(self, device: str | torch.device | None = None, batch_size: int = 32) -> None:
-        from .dlib_resnet import DlibResNet
-
         module = DlibResNet.from_dlib(dlib_model_path("resnet")).to(memory_format=torch.channels_last)
         super().__init__(module, device, batch_size)
 
@@ -128,8 +129,6 @@ class VggFaceEncoder(TorchEncoder):
 
     def __init__(self, weights: str | Path | None = None, device: str | torch.device | None = None,
                  batch_size: int = 16) -> None:
-        from .vggface import VggFace, default_weights
-
         module = VggFace.from_file(weights if weights is not None else default_weights())
         super().__init__(module.to(memory_format=torch.channels_last), device, batch_size)
 
@@ -144,8 +143,6 @@ class FaceNetEncoder(TorchEncoder):
     input_size = 160
 
     def __init__(self, device: str | torch.device | None = None, batch_size: int = 32) -> None:
-        from .facenet import FaceNet
-
         super().__init__(FaceNet.from_graph().to(memory_format=torch.channels_last), device, batch_size)
 
 

@@ -19,9 +19,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import ModelError
+from ..files import atomic_write
 from ..models.pretrained import describe_mismatch
 
 INPUT_SIZE = 224
@@ -87,8 +90,6 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: no such weights file")
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
 
     try:
         if path.suffix == ".safetensors":
@@ -106,9 +107,6 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 def convert_vggface(source: str | Path, target: str | Path) -> Path:
     """Check a VGG-Face state dict and write it as safetensors (loads without pickle from then on)."""
-    from safetensors.torch import save_file
-
-    from ..files import atomic_write
 
     state = {key: value.contiguous() for key, value in VggFace.from_file(source).state_dict().items()}
     target = Path(target)

@@ -16,12 +16,12 @@ _VOICE_MODELS: dict[str, type[PretrainedModel]] = {VoiceEncoder.model_type: Voic
                                                    SpeakerVoiceEncoder.model_type: SpeakerVoiceEncoder}
 
 
-def new_voice_encoder(backbone: str, config: str, output_dim: int, finetune: bool = False) -> PretrainedModel:
-    """An untrained voice model: the paper's CNN of size `config`, or the pretrained speaker encoder + a head."""
+def new_voice_encoder(backbone: str, size: str, output_dim: int, finetune: bool = False) -> PretrainedModel:
+    """An untrained voice model: the paper's CNN of size `size`, or the pretrained speaker encoder + a head."""
     if backbone == "paper":
         if finetune:
             raise ValueError("--finetune-backbone needs --voice-backbone speaker (the paper's CNN learns from scratch)")
-        return VoiceEncoder(VoiceEncoderConfig.named(config, output_dim))
+        return VoiceEncoder(VoiceEncoderConfig.named(size, output_dim))
     if backbone == "speaker":
         return SpeakerVoiceEncoder.from_speaker_encoder(SpeakerVoiceConfig(output_dim=output_dim, finetune=finetune))
     raise ValueError(f"--voice-backbone must be {' or '.join(VOICE_BACKBONES)}; got {backbone!r}")

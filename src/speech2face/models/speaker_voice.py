@@ -2,7 +2,7 @@
 
     s2f train --voice-backbone speaker [--finetune-backbone] --data D --decoder RUN --out OUT
 
-The backbone is `speech2face.speakers.SpeakerEncoder` (Resemblyzer's GE2E LSTM, trained on thousands of
+The backbone is `speech2face.voice.speakers.SpeakerEncoder` (Resemblyzer's GE2E LSTM, trained on thousands of
 real speakers): a 6 s window is cut into 1.6 s partials whose d-vectors are averaged (as `speakers.embed`
 does), then a two-layer MLP maps the 256-d unit vector to the face feature. Frozen by default (only the
 head learns: what a few thousand speakers can support); `finetune` trains the LSTM too, at
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..speakers import EMBEDDING, SpeakerEncoder
+from ..voice.speakers import EMBEDDING, SpeakerEncoder
 from .pretrained import DataclassConfig, PretrainedModel
 
 BACKBONE = "resemblyzer-ge2e"

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
-from ..audio import CLIP_FRAMES, N_FREQ, spectrogram
+from ..voice.audio import CLIP_FRAMES, N_FREQ, spectrogram
 from .pretrained import DataclassConfig, PretrainedModel
 
 KERNEL_SIZE = 4
@@ -155,7 +156,6 @@ class VoiceEncoder(PretrainedModel):
 
 def count_flops(config: VoiceEncoderConfig, frames: int = CLIP_FRAMES, backward: bool = False) -> int:
     """FLOPs of one clip through a model of `config`, counted on the meta device (no memory, no time)."""
-    from torch.utils.flop_counter import FlopCounterMode
 
     with torch.device("meta"):
         model = VoiceEncoder(config).train(backward)

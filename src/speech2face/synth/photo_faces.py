@@ -24,8 +24,22 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from ..data.photos import (
+    CELEBA_999,
+    DECODER_SPLITS,
+    EMBED_BATCH,
+    PhotoFailure,
+    photo_face,
+    read_photo,
+    read_photos,
+    sure_sex,
+)
+from ..data.splits import split_of
 from ..errors import DataError
-from .attributes import PHOTO_EFFECTS, VOICE, FaceShape, Identity, Look, rng, voice
+from ..faces.align import crop_transform
+from ..faces.judge import Judge
+from .attributes import PHOTO_EFFECTS, VOICE, FaceShape, Identity, Look, PortraitInfo, rng, voice
+from .portraits import CANVAS, CANVAS_PADDING, Base, craniofacial_measures
 
 PORTRAITS = "portraits"  # --faces portraits: the six built-in public-domain portraits (a small offline fallback)
 MORPH_WEIGHTS = (0.3, 0.7)  # the first photo's share in a morph of two
@@ -57,7 +71,6 @@ def photo_attributes(points: np.ndarray, sex: str, age: float) -> dict[str, floa
     """The world's hidden attributes of a real face: masculinity (its sign the sex; within the sex, a wider jaw is
     more masculine), age (standardised years), size (face width to height) and nose (nose width to face height),
     each clipped to [-2, 2]."""
-    from .portraits import craniofacial_measures
 
     measures = craniofacial_measures(points)
     jaw_mean, jaw_sd = JAW_RATIO[sex]
@@ -72,9 +85,6 @@ def photo_attributes(points: np.ndarray, sex: str, age: float) -> dict[str, floa
 def photo_identities(identities: int, seed: int, strength: float, val: float, test: float, faces: str,
                      labels: str | None = None, progress: bool = True) -> tuple[list[Identity], dict[str, FacePhoto]]:
     """The world's identities on faces of the collection `faces` (a name or folder), and the photos they use."""
-    from ..data.photos import read_photos
-    from ..data.prepare import split_of
-    from ..faces.judge import Judge
 
     speaker_ids = [f"syn{index:05d}" for index in range(identities)]
     held_out = [split_of(speaker, val, test) != "train" for speaker in speaker_ids]
@@ -104,8 +114,6 @@ def photo_identities(identities: int, seed: int, strength: float, val: float, te
 
 def decoder_split(identity: str) -> str:
     """The split `s2f prepare --images` puts a collection's identity in, at the demo decoder's fractions."""
-    from ..data.photos import DECODER_SPLITS
-    from ..data.prepare import split_of
 
     return split_of(identity, DECODER_SPLITS["val"], DECODER_SPLITS["test"])
 
@@ -139,7 +147,6 @@ def usable_photos(photos: list, needed: int, held_out: bool, judge: Any, progres
     """The first `needed` photos (in the given order) with one clear frontal face (a photo's rule, `s2f prepare
     --images`: about a tenth turn further than video frames may, and prepare refuses their clips) and a known sex;
     all of them when there are fewer. Faces are found one photo at a time and judged EMBED_BATCH at a time."""
-    from ..data.photos import EMBED_BATCH, PhotoFailure, photo_face, read_photo, sure_sex
 
     found: list[FacePhoto] = []
     batch: list[tuple] = []
@@ -169,8 +176,6 @@ def usable_photos(photos: list, needed: int, held_out: bool, judge: Any, progres
 
 def canvas_transform(landmarks: np.ndarray) -> np.ndarray:
     """(2, 3) map from the photo onto the world's canvas (portraits.CANVAS, the face where portraits have it)."""
-    from ..faces.align import crop_transform
-    from .portraits import CANVAS, CANVAS_PADDING
 
     return crop_transform(landmarks, CANVAS, padding=CANVAS_PADDING)
 
@@ -185,10 +190,6 @@ def photo_base(photo: FacePhoto) -> object:
     """The photo on the world's canvas as a `portraits.Base` (edges beyond the photo repeat its border pixels)."""
     import cv2
 
-    from ..data.photos import read_photo
-    from .attributes import PortraitInfo
-    from .portraits import CANVAS, Base
-
     transform = canvas_transform(photo.landmarks)
     image = cv2.warpAffine(read_photo(photo.path), transform, (CANVAS, CANVAS), flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_REPLICATE)
@@ -197,9 +198,6 @@ def photo_base(photo: FacePhoto) -> object:
 
 def reference_population(count: int = 400) -> None:
     """Print the ratios JAW_RATIO, WIDTH_RATIO and AGE_YEARS are set from (the first `count` usable photos)."""
-    from ..data.photos import CELEBA_999, read_photos
-    from ..faces.judge import Judge
-    from .portraits import craniofacial_measures
 
     photos = usable_photos(read_photos(CELEBA_999), count, False, Judge(), True)
     rows = [(p.sex, craniofacial_measures(canvas_landmarks(p.landmarks)), p.age) for p in photos]

@@ -24,6 +24,7 @@ import numpy as np
 
 from .. import faces
 from ..errors import DataError
+from ..faces.align import crop_transform
 from ..faces.landmarks import JAW, LEFT_EYE, MOUTH, RIGHT_EYE
 from .attributes import SEXES, FaceShape, Look, PortraitInfo
 
@@ -98,8 +99,6 @@ class Base:
 def canonical_canvas(image: np.ndarray) -> np.ndarray:
     """The largest face of `image` on the world's canvas (CANVAS px, the face template at CANVAS_PADDING)."""
     import cv2
-
-    from ..faces.align import crop_transform
 
     boxes = faces.detect(image)
     if not boxes:

@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soxr
 
-from ..audio import SAMPLE_RATE, load_audio
 from ..errors import AudioError, DataError
+from ..voice.audio import SAMPLE_RATE, load_audio
+from . import synthesized
 from .attributes import FORMANT_SCALE, Voice
 
 MIN_SECONDS = 3.0  # a clip's utterances add up to at least this much (like the espeak world's ~3 s)
@@ -53,8 +55,6 @@ class Speaker:
 
     def files(self) -> list[Path]:
         if self.kind == "synthesized":
-            from . import synthesized
-
             return synthesized.bank(self.command, self.language, self.package)
         found = sorted(Path(self.folder).glob(self.pattern))
         if not found:
@@ -198,7 +198,6 @@ def change_gender(wave: np.ndarray, voice: Voice, source_sex: str, seed: int = 0
                    voice.pitch_range, 1.0 / voice.rate)
     out = np.asarray(changed.values[0], np.float32)
     if round(changed.sampling_frequency) != SAMPLE_RATE:
-        import soxr
 
         out = soxr.resample(out, changed.sampling_frequency, SAMPLE_RATE, quality="HQ").astype(np.float32)
     peak = float(np.abs(out).max(initial=0.0))

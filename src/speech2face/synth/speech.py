@@ -14,9 +14,10 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+import soxr
 
-from ..audio import SAMPLE_RATE
 from ..errors import DataError
+from ..voice.audio import SAMPLE_RATE
 from .attributes import FORMANT_SCALE, Voice
 
 # Harvard sentences (IEEE 1969 Recommended Practice for Speech Quality Measurements; public domain)
@@ -120,7 +121,6 @@ class VoiceBank:
 
 def streamed_wav(data: bytes) -> np.ndarray:
     """espeak-ng's --stdout WAV (16-bit mono; its header cannot know the length) -> 16 kHz float32."""
-    import soxr
 
     start = data.find(b"data")
     if data[:4] != b"RIFF" or start < 0:

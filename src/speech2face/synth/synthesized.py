@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE, load_audio
 from ..errors import AudioError, DataError
 from ..files import atomic_write
+from ..voice.audio import SAMPLE_RATE, load_audio
 from .speech import SENTENCES
 
 BANK_VERSION = 1

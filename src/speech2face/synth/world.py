@@ -28,11 +28,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..audio import SAMPLE_RATE
 from ..data.manifests import WORLD_FILE
 from ..data.photos import CELEBA_999, CELEBA_TERMS, is_packaged
 from ..errors import DataError
 from ..files import atomic_write, claim_folder
+from ..voice.audio import SAMPLE_RATE
 from . import recorded
 from .attributes import Identity, rng, sample_identity
 from .photo_faces import PORTRAITS, FacePhoto, photo_base, photo_identities

@@ -1,8 +1,8 @@
 """The face decoder's objective (Cole et al.): face feature -> landmarks + texture -> a frontal face.
 
     s2f train-decoder --data shards/ --out runs/decoder --steps 2000            # CPU: the small config
-    s2f train-decoder --data photo-shards/ --data shards/ --out runs/decoder --config medium   # 128 px
-    s2f train-decoder --data shards/ --out runs/decoder --config paper --device cuda
+    s2f train-decoder --data photo-shards/ --data shards/ --out runs/decoder --size medium   # 128 px
+    s2f train-decoder --data shards/ --out runs/decoder --size paper --device cuda
 
 `--data` may be given several times: photo shards (`prepare --images`), video shards, or both; they must share
 one face encoder (the teacher). Training faces are augmented (`augment.py`: flips, same-sex morphs, colour),
@@ -28,9 +28,10 @@ from torch.utils.data import IterableDataset
 
 from ..data.dataset import ShardStream, face_item, shard_paths
 from ..data.photos import photo_sex
+from ..data.splits import VALIDATION, held_out
 from ..errors import DataError
 from ..evaluate.metrics import decoder_quality
-from ..evaluate.protocol import VALIDATION, held_out
+from ..faces import get_encoder
 from ..files import atomic_write
 from ..images import to_float, to_uint8
 from ..losses import LANDMARK_WEIGHT, PERCEPTUAL_WEIGHT, TEXTURE_WEIGHT, decoder_losses
@@ -126,8 +127,6 @@ class DecoderTask:
 
     def __init__(self, data: list[Path], out: Path, settings: DecoderTraining, device: torch.device,
                  resume: bool) -> None:
-        from ..faces import get_encoder
-
         self.settings, self.device, self.out = settings, device, out
         torch.manual_seed(settings.seed)
         self.train_paths = [path for folder in data for path in shard_paths(folder, "train")]
@@ -139,7 +138,7 @@ class DecoderTask:
             self.model = FaceDecoder(FaceDecoder.read_config(out)).to(device)
         else:
             feature_dim = int(self.held["feature"].shape[1])
-            self.model = FaceDecoder(FaceDecoderConfig.named(settings.config, feature_dim)).to(device)
+            self.model = FaceDecoder(FaceDecoderConfig.named(settings.size, feature_dim)).to(device)
             self.model.set_mean_landmarks(mean_landmarks(self.train_paths))
         self.embed = get_encoder(settings.encoder, device=device).module  # frozen; gradients reach its input
         self.teacher_name = teacher_name(data)

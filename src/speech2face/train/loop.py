@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, IterableDataset
 from tqdm import tqdm
 
@@ -48,7 +49,7 @@ class TrainingSettings:
     steps: int = 1000
     batch_size: int = 8  # global: divided among processes
     lr: float = 1e-3
-    config: str = "small"  # the network's size: small (CPU) or paper
+    size: str = "small"  # the network's size: small (CPU), paper, medium (the decoder at 128 px)
     clip: float = 1.0  # gradient norm
     shuffle_buffer: int = 256  # 0: no shuffling, samples interleaved across processes: N processes then see
     #                            exactly the batches of one (tests, debugging; every process reads every shard)
@@ -174,7 +175,6 @@ def wrap(model: nn.Module, context: distributed.Context) -> nn.Module:
     """The model as the forward pass sees it: itself, or DDP with batch norms over the global batch."""
     if not context.distributed:
         return model
-    from torch.nn.parallel import DistributedDataParallel
 
     distributed.global_batchnorm(model)
     return DistributedDataParallel(model, device_ids=[context.device.index] if context.device.type == "cuda" else None)

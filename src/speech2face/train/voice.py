@@ -1,6 +1,6 @@
 """The voice encoder's objective (the paper's loss): voice -> the face feature, through a frozen decoder.
 
-    s2f train --data data/ --decoder runs/decoder --out runs/voice --config small --steps 5000
+    s2f train --data data/ --decoder runs/decoder --out runs/voice --size small --steps 5000
 
 Batch norms use the global batch statistics under DDP (GlobalBatchNorm), so N processes compute what one
 process would on the same batch. The run keeps the best held-out R@1 in `best/`.
@@ -8,7 +8,6 @@ process would on the same batch. The run keeps the best held-out R@1 in `best/`.
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,12 +18,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import IterableDataset
 
-from .. import audio, distributed
+from .. import distributed
 from ..data.dataset import ShardStream, shard_paths
-from ..data.shards import sample_audio
+from ..data.splits import VALIDATION, held_out, voice_clip
 from ..errors import DataError
 from ..evaluate.metrics import voice_quality
-from ..evaluate.protocol import VALIDATION, first_seconds, held_out
+from ..faces import get_encoder
 from ..losses import PAPER_DISTILL_WEIGHT, PAPER_NORM_WEIGHT, PAPER_TEMPERATURE, voice_losses
 from ..models import new_voice_encoder
 from ..models.face_decoder import FaceDecoder
@@ -51,18 +50,6 @@ class VoiceTraining(TrainingSettings):
     eval_clips: int = 512
     voice_backbone: str = "paper"  # paper (the CNN on spectrograms) or speaker (pretrained speaker encoder + head)
     finetune_backbone: bool = False  # with voice_backbone speaker: train the speaker encoder too (else frozen)
-
-
-def voice_item(sample: dict[str, Any], seed: int, seconds: float) -> dict[str, np.ndarray]:
-    """A shard sample -> wave (seconds x 16 kHz: a random crop, new each epoch, or the clip repeated)
-    and its face feature. The crop depends only on (seed, key, epoch): every process agrees."""
-    wave = audio.load_audio(sample_audio(sample))
-    length = round(seconds * audio.SAMPLE_RATE)
-    if len(wave) > length:
-        rng = np.random.default_rng([seed, zlib.crc32(sample["key"].encode()), sample.get("epoch", 0)])
-        start = int(rng.integers(0, len(wave) - length + 1))
-        wave = wave[start:start + length]
-    return {"wave": audio.fit_length(wave, seconds), "feature": sample["feature"].astype(np.float32)}
 
 
 def fitted_classifier(paths: list[Path], seed: int, steps: int = 300) -> torch.nn.Linear:
@@ -100,7 +87,6 @@ def teacher_classifier(settings: VoiceTraining, encoder_name: str, paths: list[P
         if encoder_name != "vggface":
             raise DataError(f"the shards' face encoder ({encoder_name}) has no identity classifier; "
                             "use --distill fitted or none")
-        from ..faces import get_encoder
 
         module = get_encoder("vggface", device=device).module
         return module.fc8, "teacher: VGG-Face fc8"  # type: ignore[union-attr]
@@ -121,7 +107,7 @@ class VoiceTask:
         if not self.train_paths:
             raise DataError(f"{data}: no train shards; run s2f prepare first")
         self.decoder = FaceDecoder.from_pretrained(decoder_dir, map_location=self.device).eval().requires_grad_(False)
-        self.held = held_out(data, lambda s: first_seconds(s, settings.seconds), VALIDATION,
+        self.held = held_out(data, lambda s: voice_clip(s, settings.seconds), VALIDATION,
                              limit=settings.eval_clips, faces=False) if context.main else None
         first = next(iter(ShardStream(self.train_paths, lambda s: s, shuffle=False, loop=False, faces=False)))
         feature_dim, encoder_name = int(first["feature"].shape[0]), first["meta"]["encoder"]
@@ -131,14 +117,14 @@ class VoiceTask:
         self.classifier, self.distill_kind = teacher_classifier(settings, encoder_name, self.train_paths, self.device)
         torch.manual_seed(settings.seed)
         try:
-            self.model = new_voice_encoder(settings.voice_backbone, settings.config, feature_dim,
+            self.model = new_voice_encoder(settings.voice_backbone, settings.size, feature_dim,
                                            settings.finetune_backbone).to(self.device)
         except ValueError as error:  # an unknown backbone, or fine-tuning one that has nothing pretrained
             raise DataError(str(error)) from error
 
     def stream(self, rank: int, world_size: int, start_epoch: int) -> IterableDataset:
         s = self.settings
-        return ShardStream(self.train_paths, lambda sample: voice_item(sample, s.seed, s.seconds),
+        return ShardStream(self.train_paths, lambda sample: voice_clip(sample, s.seconds, s.seed),
                            shuffle=s.shuffle_buffer > 0, buffer=max(1, s.shuffle_buffer), seed=s.seed, rank=rank,
                            world_size=world_size, start_epoch=start_epoch, interleave=s.shuffle_buffer == 0,
                            faces=False)

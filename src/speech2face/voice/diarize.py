@@ -19,9 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..errors import AudioError
+from . import speakers as speaker_encoder
 from .activity import Activity, SpeechDetector, merge
 from .audio import SAMPLE_RATE
-from .errors import AudioError
 
 WINDOW_SECONDS = 1.5
 HOP_SECONDS = 0.75
@@ -113,7 +114,6 @@ def diarize(wave: np.ndarray, speakers: int | None = None, threshold: float = TH
             activity: Activity | None = None) -> list[Speaker]:
     """The speakers of a 16 kHz recording, in order of first appearance. AudioError when it holds no speech.
     `activity`: the detector's answer for `wave`, when the caller has it already."""
-    from . import speakers as speaker_encoder
 
     activity = activity or (detector or SpeechDetector(device))(wave)
     spans = windows_in(activity.regions)

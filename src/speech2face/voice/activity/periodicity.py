@@ -26,7 +26,7 @@ MIN_VOICED_SECONDS = 0.3
 
 
 @dataclass(frozen=True)
-class Activity:
+class Voicing:
     voiced_seconds: float
     loud_seconds: float  # frames above MIN_RMS, voiced or not
     seconds: float
@@ -59,10 +59,10 @@ def voiced_frames(wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return loud & (normalised.max(axis=1) > MIN_PERIODICITY), loud
 
 
-def speech_activity(wave: np.ndarray, sr: int = SAMPLE_RATE) -> Activity:
+def speech_activity(wave: np.ndarray, sr: int = SAMPLE_RATE) -> Voicing:
     """How much voiced sound a wave holds (see the module docstring)."""
     if sr != SAMPLE_RATE:
         raise ValueError(f"speech_activity reads {SAMPLE_RATE} Hz waves, got {sr}")
     voiced, loud = voiced_frames(wave)
-    return Activity(voiced_seconds=float(voiced.sum() * HOP / sr), loud_seconds=float(loud.sum() * HOP / sr),
+    return Voicing(voiced_seconds=float(voiced.sum() * HOP / sr), loud_seconds=float(loud.sum() * HOP / sr),
                     seconds=len(wave) / sr)

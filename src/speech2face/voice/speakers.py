@@ -1,6 +1,6 @@
 """Who is speaking: a pretrained speaker encoder (GE2E d-vectors, 256-d), ported from Resemblyzer 0.1.4.
 
-    from speech2face import speakers
+    from speech2face.voice import speakers
     vector = speakers.embed("voice.wav")            # (256,) unit vector; a path, bytes or a 16 kHz wave
     vectors = speakers.embed_windows(waves)         # (N, 256): one per window (a list of 16 kHz waves)
 
@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..devices import pick_device
+from ..errors import ModelError
+from ..package_data import package_file
 from .audio import SAMPLE_RATE, AudioSource, as_wave
-from .devices import pick_device
-from .errors import ModelError
-from .package_data import package_file
 
 MEL_WINDOW = 400  # samples: 25 ms
 MEL_HOP = 160  # samples: 10 ms

@@ -17,7 +17,7 @@ import numpy as np
 import soxr
 import torch
 
-from .errors import AudioError
+from ..errors import AudioError
 
 SAMPLE_RATE = 16_000  # Hz, the paper's rate
 WIN_LENGTH = 400  # samples per frame: 25 ms

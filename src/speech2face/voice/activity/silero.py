@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import protobuf
-from ..errors import ModelError
-from ..package_data import package_file
+from ... import protobuf
+from ...errors import ModelError
+from ...package_data import package_file
 
 SAMPLE_RATE = 16_000
 CHUNK = 512  # samples per decision: 32 ms

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ...devices import pick_device
+from ...errors import ModelError
 from ..audio import SAMPLE_RATE
-from ..devices import pick_device
-from ..errors import ModelError
 from . import periodicity
 from .silero import CHUNK, SileroVad, chunk
 
@@ -158,6 +158,3 @@ class SpeechDetector:
 def speech_activity(wave: np.ndarray, detector: SpeechDetector | None = None) -> Activity:
     """What a detector finds in one 16 kHz wave (a new CPU detector when none is given: hold one for many)."""
     return (detector or SpeechDetector())(wave)
-
-
-__all__ = ["Activity", "SpeechDetector", "regions_from", "speech_activity"]
