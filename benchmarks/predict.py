@@ -1,13 +1,13 @@
 """Prediction speed: a 6 s recording -> a face, per stage; the whole `s2f predict` process; the web server.
 
-    python benchmarks/predict.py [--config small|paper] [--server-requests 50]
+    python benchmarks/predict.py [--size small|paper] [--server-requests 50]
 
 Rows: each stage of `Speech2Face.predict` on one 6 s espeak-ng wav (decode, speech check, spectrogram,
 voice encoder, decoder, PNG), their sum against the model forward alone (the ratio says what the
 plumbing costs), and the voice encoder's FLOP utilisation against the fp32 matmul peak measured in the
 same run. Then the wall time of `s2f predict` as a new process (import + model load + predict), and
 `s2f serve`'s requests/s for N concurrent clients on loopback. Weights are random (speed does not
-depend on them); the model is the config named.
+depend on them); the model is the size named.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -66,6 +67,13 @@ def server_rate(model_dir: Path, voice: Path, requests: int) -> float:
             except OSError:
                 time.sleep(0.5)
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        visitors = threading.local()  # a session per visitor: a shared Client loses requests (serve_load.py)
+
+        def visit(path: Path) -> object:
+            if not hasattr(visitors, "client"):
+                visitors.client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+            return visitors.client.predict(handle_file(str(path)), api_name="/predict")
+
         wave = load_audio(voice)
         files = []
         for index in range(requests):  # distinct recordings, as from distinct visitors
@@ -75,7 +83,7 @@ def server_rate(model_dir: Path, voice: Path, requests: int) -> float:
         client.predict(handle_file(str(files[0])), api_name="/predict")
         start = time.perf_counter()
         with ThreadPoolExecutor(requests) as pool:
-            list(pool.map(lambda f: client.predict(handle_file(str(f)), api_name="/predict"), files))
+            list(pool.map(visit, files))
         return requests / (time.perf_counter() - start)
     finally:
         process.terminate()
@@ -96,20 +104,20 @@ def _wav_bytes(wave: np.ndarray) -> bytes:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", choices=("small", "paper"), default="small")
+    parser.add_argument("--size", choices=("small", "paper"), default="small")
     parser.add_argument("--server-requests", type=int, default=50, help="0: skip the server")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     peak = matmul_peak(torch.device("cpu"))
-    print(f"cpu, {torch.get_num_threads()} threads; fp32 matmul peak {peak / 1e9:.0f} GFLOP/s; config {args.config}")
+    print(f"cpu, {torch.get_num_threads()} threads; fp32 matmul peak {peak / 1e9:.0f} GFLOP/s; size {args.size}")
     with tempfile.TemporaryDirectory() as temp:
         root = Path(temp)
         voice_file = root / "voice.wav"
         text = "The quick brown fox jumps over the lazy dog, and then it runs away into the woods."
         subprocess.run(["espeak-ng", "-w", str(voice_file), text], check=True)
         wave = audio.fit_length(load_audio(voice_file))
-        model_dir = make_model(args.config, root / "model")
+        model_dir = make_model(args.size, root / "model")
         model = Speech2Face.from_pretrained(model_dir, device="cpu")
         spec = spectrogram(torch.from_numpy(wave)[None])
         feature = model.voice(spec)

@@ -3,7 +3,7 @@ matmul peak measured in the same run) of one training step (spectrogram input ->
 loss through a decoder first layer -> backward -> Adam), small and paper configs, with one process using
 every core vs two processes (DDP over gloo, one thread each, global batch norm) on the same global batch.
 
-    python benchmarks/train.py [--configs small paper] [--batch 8]
+    python benchmarks/train.py [--sizes small paper] [--batch 8]
 """
 
 from __future__ import annotations
@@ -64,13 +64,13 @@ def _worker(rank: int, config: VoiceEncoderConfig, batch: int, steps: int, port:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", nargs="+", default=["small", "paper"])
+    parser.add_argument("--sizes", nargs="+", default=["small", "paper"])
     parser.add_argument("--batch", type=int, default=8)
     args = parser.parse_args()
     threads = torch.get_num_threads()
     peak = matmul_peak(torch.device("cpu"))
     print(f"CPU, {threads} threads: fp32 matmul peak {peak / 1e9:.0f} GFLOP/s; global batch {args.batch}, 6 s clips")
-    for name in args.configs:
+    for name in args.sizes:
         config = VoiceEncoderConfig.named(name)
         flops = count_flops(config, CLIP_FRAMES, backward=True)
         steps = 5 if name == "small" else 1

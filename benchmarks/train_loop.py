@@ -71,16 +71,16 @@ def main() -> None:
     parser.add_argument("--data", help="a s2f prepare folder (default: build a small synthetic world)")
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--config", default="small", choices=("small", "paper"))
+    parser.add_argument("--size", default="small", choices=("small", "paper"))
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     device = pick_device(args.device)
     with tempfile.TemporaryDirectory() as temp:
         root = Path(temp)
         data = Path(args.data) if args.data else small_world(root)
-        schedule = {"steps": args.steps, "batch_size": args.batch, "config": args.config, "device": str(device),
+        schedule = {"steps": args.steps, "batch_size": args.batch, "size": args.size, "device": str(device),
                     "eval_every": 10**9, "checkpoint_every": 10**9, "log_every": args.steps}
-        print(f"device {device}; {args.config} config, batch {args.batch}, {args.steps} steps; data {data}")
+        print(f"device {device}; {args.size} size, batch {args.batch}, {args.steps} steps; data {data}")
         decoder_settings = DecoderTraining(**schedule)
         train_decoder(data, root / "decoder", decoder_settings, progress=False)
         voice_settings = VoiceTraining(**schedule, distill="none")

@@ -1,7 +1,7 @@
 """Voice encoder speed: forward and forward+backward samples/s for both configs, and model FLOP
 utilisation (MFU) = achieved FLOP/s / the fp32 matmul FLOP/s of this machine, measured in this run.
 
-    python benchmarks/voice_encoder.py [--configs paper small] [--batch 8] [--compile]
+    python benchmarks/voice_encoder.py [--sizes paper small] [--batch 8] [--compile]
 
 FLOPs per clip come from `VoiceEncoder.flops()` (2 per multiply-add, counted by torch's FLOP counter).
 Target: paper config, forward, batch 8 >= 50 % MFU on CPU.
@@ -46,7 +46,7 @@ def measure(config: VoiceEncoderConfig, batch: int, device: torch.device, compil
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", nargs="+", default=["paper", "small"], choices=["paper", "small"])
+    parser.add_argument("--sizes", nargs="+", default=["paper", "small"], choices=["paper", "small"])
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model first")
@@ -60,7 +60,7 @@ def main() -> None:
     print(f"fp32 matmul peak (best of 1024^3..4096^3, same run): {peak / 1e9:.1f} GFLOP/s")
     print(f"{'config':<8}{'fwd clips/s':>13}{'fwd GFLOP/s':>13}{'fwd MFU':>9}"
           f"{'train clips/s':>15}{'train GFLOP/s':>15}{'train MFU':>11}")
-    for name in args.configs:
+    for name in args.sizes:
         result = measure(VoiceEncoderConfig.named(name), args.batch, device, args.compile, args.repeats)
         print(f"{name:<8}{result['forward_rate']:>13.2f}{result['forward_flops'] / 1e9:>13.1f}"
               f"{result['forward_flops'] / peak:>9.1%}{result['train_rate']:>15.2f}"

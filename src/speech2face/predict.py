@@ -22,7 +22,7 @@ from tqdm import tqdm
 from .errors import Speech2FaceError
 from .files import atomic_write, write_json
 from .gallery import Gallery
-from .pipeline import Prediction, Speech2Face, Voice
+from .pipeline import MIN_SPEECH_SECONDS, Prediction, Speech2Face, Voice
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class PredictSettings:
     batch_size: int = 16  # recordings per forward pass
     nearest: int = 5  # gallery faces per strip
     speakers: int | None = None  # None: found from the voices; N: forced (1: each recording as one voice)
+    min_speech: float = MIN_SPEECH_SECONDS  # seconds of speech a face needs, per speaker: the model loads with it
 
 
 @dataclass

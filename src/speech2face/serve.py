@@ -28,7 +28,7 @@ from typing import Any
 from .errors import DataError, Speech2FaceError
 from .examples import write_examples
 from .gallery import Gallery
-from .pipeline import Speech2Face
+from .pipeline import MIN_SPEECH_SECONDS, Speech2Face
 from .voice import audio
 from .voice.diarize import turns_json
 
@@ -42,6 +42,7 @@ class ServeSettings:
     max_upload_mb: float = 20.0  # larger uploads are refused by the server, before the model
     max_seconds: float = 60.0  # longer recordings are refused, from the declared length where there is one
     concurrency: int = 2  # requests computed at once; the rest queue
+    min_speech: float = MIN_SPEECH_SECONDS  # seconds of speech a face needs, per speaker
 
 
 REMEMBERED_ANSWERS = 64
@@ -191,7 +192,7 @@ def serve(model_name: str, settings: ServeSettings = ServeSettings(), gallery_da
     upload_dir = Path(tempfile.mkdtemp(prefix="s2f-serve-"))
     os.environ["GRADIO_TEMP_DIR"] = str(upload_dir)  # our own folder: emptied per request, removed at exit
 
-    model = Speech2Face.from_pretrained(model_name, device=device)
+    model = Speech2Face.from_pretrained(model_name, device=device, min_speech=settings.min_speech)
     gallery = Gallery.load(gallery_data) if gallery_data else None
     app = build_app(model, gallery, settings, upload_dir, example_recordings())
     print(f"model: {model.card.label}\nserving on http://{settings.host}:{settings.port} (Ctrl-C to stop)", flush=True)

@@ -38,11 +38,19 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA if present)")
 
 
+def positive_seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0 seconds, got {text}")
+    return value
+
+
 def predict_verb(args: argparse.Namespace) -> int:
-    model = Speech2Face.from_pretrained(args.model, device=args.device, progress=not args.quiet)
+    settings = settings_from(args, PredictSettings, **({"speakers": 1} if args.one_speaker else {}))
+    model = Speech2Face.from_pretrained(args.model, device=args.device, progress=not args.quiet,
+                                        min_speech=settings.min_speech)
     print(f"model: {model.card.label}")
     gallery = Gallery.load(args.gallery) if args.gallery else None
-    settings = settings_from(args, PredictSettings, **({"speakers": 1} if args.one_speaker else {}))
     result = predict_files(model, args.inputs, args.output, settings, gallery=gallery, progress=not args.quiet,
                            on_error=lambda _, message: print(f"s2f predict: error: {message}", file=sys.stderr))
     faces = 0
@@ -85,6 +93,8 @@ def register_predict(verbs: argparse._SubParsersAction) -> None:
             "voices)", type=positive_int, metavar="N")
     who.add_argument("--one-speaker", action="store_true",
                      help="read each recording as one voice (one face, from all of it)")
+    setting(parser, "--min-speech", PredictSettings, "seconds of speech a face needs, per speaker: less is refused "
+            "(music or noise that fools the detector for a moment stays under it)", type=positive_seconds)
     setting(parser, "--batch-size", PredictSettings, "recordings per forward pass", type=positive_int)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(handler=predict_verb)
@@ -161,6 +171,8 @@ def register_serve(verbs: argparse._SubParsersAction) -> None:
     setting(parser, "--max-upload-mb", web.ServeSettings, "largest upload in MB")
     setting(parser, "--max-seconds", web.ServeSettings, "longest recording in seconds")
     setting(parser, "--concurrency", web.ServeSettings, "requests computed at once", type=positive_int)
+    setting(parser, "--min-speech", web.ServeSettings, "seconds of speech a face needs, per speaker",
+            type=positive_seconds)
     parser.set_defaults(handler=serve_verb)
 
 

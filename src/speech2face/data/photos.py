@@ -90,10 +90,10 @@ def collection_folder(name_or_dir: str | Path) -> Path:
         try:
             return package_file(package, *parts, distribution=distribution, install_hint=hint)
         except ModelError as error:
-            raise DataError(f"--images {name_or_dir}: {error}") from error
+            raise DataError(f"photo collection {name_or_dir}: {error}") from error
     folder = Path(name_or_dir)
     if not folder.is_dir():
-        raise DataError(f"--images {folder}: no such folder (or a collection name: {', '.join(COLLECTIONS)})")
+        raise DataError(f"{folder}: no such folder of photos, nor a collection name ({', '.join(COLLECTIONS)})")
     return folder
 
 

@@ -81,7 +81,11 @@ def bank(command: tuple[str, str], language: str, package: str) -> list[Path]:
     paths = [folder / f"{index:03d}.wav" for index in range(len(texts))]
     missing = [(path, text) for path, text in zip(paths, texts, strict=True) if not path.is_file()]
     if missing:
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise DataError(f"cannot keep the synthesised voices in {cache_root()} ({error.strerror}); set "
+                            "S2F_VOICES to a writable folder") from error
         for path, text in missing:
             wave = synthesise(command, text, language, package)
             atomic_write(path, lambda temporary, w=wave: _write_wav(temporary, w))

@@ -47,6 +47,7 @@ class Activity:
     peak: float  # highest speech probability of any chunk (1.0 for the fallback's voiced frames)
     level_dbfs: float  # RMS level of the whole recording
     method: str = "silero-vad"
+    confidence: float = 1.0  # mean speech probability of the chunks inside the regions (0 without regions)
 
     @property
     def has_speech(self) -> bool:
@@ -62,6 +63,12 @@ class Activity:
             return f"silent ({self.seconds:.1f} s at {self.level_dbfs:.0f} dBFS)"
         return (f"{self.speech_seconds:.2f} s of speech in {self.seconds:.1f} s: loud but not voiced as speech "
                 f"(the detector's highest speech probability is {self.peak:.2f}; noise, a tone or music?)")
+
+    def evidence(self) -> dict[str, float | str]:
+        """What the detector saw, for a prediction's JSON: seconds, speech seconds, peak and mean probability."""
+        return {"method": self.method, "seconds": round(self.seconds, 3),
+                "speech_seconds": round(self.speech_seconds, 3), "peak_probability": round(self.peak, 3),
+                "mean_probability_in_speech": round(self.confidence, 3), "level_dbfs": round(self.level_dbfs, 1)}
 
     def speech_in(self, start: float, end: float) -> float:
         """Seconds of speech regions inside [start, end)."""
@@ -138,9 +145,13 @@ class SpeechDetector:
         for wave, probabilities in zip(waves, self.probabilities(waves), strict=True):
             seconds = len(wave) / SAMPLE_RATE
             regions = regions_from(probabilities, seconds)
+            inside = np.zeros(len(probabilities), bool)
+            for a, b in regions:
+                inside[int(a / CHUNK_SECONDS):int(np.ceil(b / CHUNK_SECONDS))] = True
             out.append(Activity(speech_seconds=round(sum(b - a for a, b in regions), 3), seconds=seconds,
                                 regions=regions, peak=float(probabilities.max(initial=0.0)),
-                                level_dbfs=level_dbfs(wave)))
+                                level_dbfs=level_dbfs(wave),
+                                confidence=float(probabilities[inside].mean()) if inside.any() else 0.0))
         return out
 
     def __call__(self, wave: np.ndarray) -> Activity:
@@ -152,7 +163,8 @@ class SpeechDetector:
         regions = merge([(i * periodicity.HOP / SAMPLE_RATE, (i * periodicity.HOP + periodicity.FRAME) / SAMPLE_RATE)
                          for i in np.flatnonzero(voiced)])
         return Activity(speech_seconds=found.voiced_seconds, seconds=found.seconds, regions=regions,
-                        peak=1.0 if found.voiced_seconds else 0.0, level_dbfs=level_dbfs(wave), method=self.method)
+                        peak=1.0 if found.voiced_seconds else 0.0, level_dbfs=level_dbfs(wave), method=self.method,
+                        confidence=1.0 if found.voiced_seconds else 0.0)
 
 
 def speech_activity(wave: np.ndarray, detector: SpeechDetector | None = None) -> Activity:
