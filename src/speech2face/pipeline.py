@@ -57,6 +57,9 @@ MIN_WINDOW_SPEECH_SECONDS = 0.5  # a 6 s window with less speech than this is sk
 # A face needs this much speech per speaker (the paper read 6 s clips): below it a recording, or one of its
 # speakers, gets no face. Music, animals and noise that fool the detector for a moment stay under it.
 MIN_SPEECH_SECONDS = 2.0
+# The longest recording read (refused on its declared length before decoding where the file states one): generous,
+# but a file of a few MB that decodes to days of audio stops here
+MAX_RECORDING_SECONDS = 6 * 3600.0
 AudioInput = str | os.PathLike | bytes | np.ndarray
 
 
@@ -98,20 +101,23 @@ class Speech2Face:
     """A voice encoder and the face decoder it was trained with, in eval mode on one device."""
 
     def __init__(self, voice: torch.nn.Module, decoder: torch.nn.Module, card: ModelCard,
-                 device: str | torch.device | None = None, min_speech: float = MIN_SPEECH_SECONDS) -> None:
-        if not min_speech > 0:
-            raise ValueError(f"min_speech must be above 0 seconds, got {min_speech}")
+                 device: str | torch.device | None = None, min_speech: float = MIN_SPEECH_SECONDS,
+                 max_seconds: float = MAX_RECORDING_SECONDS) -> None:
+        if not min_speech > 0 or not max_seconds > 0:
+            raise ValueError(f"min_speech and max_seconds must be above 0 seconds, got {min_speech}, {max_seconds}")
         self.device = pick_device(device)
         self.voice, self.decoder = voice.to(self.device).eval(), decoder.to(self.device).eval()
         self.card = card
         self.min_speech = min_speech  # seconds of speech a face needs, per speaker
+        self.max_seconds = max_seconds  # the longest recording read
         self.detector = SpeechDetector(self.device)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, device: str | torch.device | None = None,
-                        progress: bool = True, min_speech: float = MIN_SPEECH_SECONDS) -> Speech2Face:
+                        progress: bool = True, min_speech: float = MIN_SPEECH_SECONDS,
+                        max_seconds: float = MAX_RECORDING_SECONDS) -> Speech2Face:
         """A model folder, a `s2f train` run, a `s2f demo` output folder, or a registered name (`s2f models`);
-        `min_speech`: the seconds of speech a face needs (per speaker)."""
+        `min_speech`: the seconds of speech a face needs (per speaker); `max_seconds`: the longest recording."""
 
         path = Path(name_or_path)
         if not path.exists():
@@ -120,7 +126,8 @@ class Speech2Face:
 
             path = resolve(str(name_or_path), progress=progress)
         voice_dir, decoder_dir, card = locate(path)
-        return cls(load_voice_encoder(voice_dir), FaceDecoder.from_pretrained(decoder_dir), card, device, min_speech)
+        return cls(load_voice_encoder(voice_dir), FaceDecoder.from_pretrained(decoder_dir), card, device, min_speech,
+                   max_seconds)
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """`speech2face.json` + `voice/` + `decoder/`; what `from_pretrained` and the registry read."""
@@ -168,7 +175,7 @@ class Speech2Face:
         """The recording as a 16 kHz wave and where its speech is; AudioError without speech, or with less than
         `min_speech` seconds of it (how much the detector found, and how sure it was, in the message)."""
         name = audio.describe_source(source)
-        wave = audio.as_wave(source)
+        wave = audio.as_wave(source, self.max_seconds)
         activity = self.detector(wave)
         if not activity.has_speech:
             raise AudioError(f"{name}: no speech found: {activity.describe()}")

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from .errors import Speech2FaceError
 from .files import atomic_write, write_json
 from .gallery import Gallery
-from .pipeline import MIN_SPEECH_SECONDS, Prediction, Speech2Face, Voice
+from .pipeline import MAX_RECORDING_SECONDS, MIN_SPEECH_SECONDS, Prediction, Speech2Face, Voice
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class PredictSettings:
     nearest: int = 5  # gallery faces per strip
     speakers: int | None = None  # None: found from the voices; N: forced (1: each recording as one voice)
     min_speech: float = MIN_SPEECH_SECONDS  # seconds of speech a face needs, per speaker: the model loads with it
+    max_seconds: float = MAX_RECORDING_SECONDS  # the longest recording read: the model loads with it too
 
 
 @dataclass

@@ -48,7 +48,7 @@ def positive_seconds(text: str) -> float:
 def predict_verb(args: argparse.Namespace) -> int:
     settings = settings_from(args, PredictSettings, **({"speakers": 1} if args.one_speaker else {}))
     model = Speech2Face.from_pretrained(args.model, device=args.device, progress=not args.quiet,
-                                        min_speech=settings.min_speech)
+                                        min_speech=settings.min_speech, max_seconds=settings.max_seconds)
     print(f"model: {model.card.label}")
     gallery = Gallery.load(args.gallery) if args.gallery else None
     result = predict_files(model, args.inputs, args.output, settings, gallery=gallery, progress=not args.quiet,
@@ -95,6 +95,8 @@ def register_predict(verbs: argparse._SubParsersAction) -> None:
                      help="read each recording as one voice (one face, from all of it)")
     setting(parser, "--min-speech", PredictSettings, "seconds of speech a face needs, per speaker: less is refused "
             "(music or noise that fools the detector for a moment stays under it)", type=positive_seconds)
+    setting(parser, "--max-seconds", PredictSettings, "the longest recording read: a longer one is refused, on the "
+            "length its file declares before decoding where it declares one", type=positive_seconds)
     setting(parser, "--batch-size", PredictSettings, "recordings per forward pass", type=positive_int)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(handler=predict_verb)

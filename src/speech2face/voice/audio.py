@@ -10,7 +10,7 @@ import io
 import os
 import time
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO
 
 import av
 import numpy as np
@@ -18,6 +18,7 @@ import soxr
 import torch
 
 from ..errors import AudioError
+from .containers import AudioSource, check_complete, declared_seconds, ogg_is_unfinished, packet_time, riff_is_cut
 
 SAMPLE_RATE = 16_000  # Hz, the paper's rate
 WIN_LENGTH = 400  # samples per frame: 25 ms
@@ -38,20 +39,11 @@ def num_frames(num_samples: int) -> int:
 
 CLIP_FRAMES = num_frames(CLIP_SAMPLES)  # 598
 
-AudioSource = Union[str, os.PathLike, bytes, BinaryIO]  # noqa: UP007 (a runtime alias on 3.10)
 
-# A decode that yields less than this share of the duration the container declares is a damaged file:
-# lossy containers only estimate their length, lossless ones (flac, pcm) state it to the sample.
-_MIN_DECODED_SHARE = 0.9
-_DURATION_SLACK_SECONDS = 0.1
-_EXACT_LENGTH_CODECS = frozenset({"flac", "alac", "wavpack"})
-_EXACT_SLACK_SECONDS = 0.01
-_TAGGED_SHARE, _TAGGED_SLACK_SECONDS = 0.98, 0.1  # a Matroska DURATION tag is the muxer's exact count
 # Decoding is hundreds of times faster than real time; a file that takes longer than this is pathological
 # (a damaged stream a decoder crawls through): it is refused instead of hanging a batch job.
 _DECODE_BASE_SECONDS, _DECODE_SECONDS_PER_AUDIO_SECOND = 30.0, 0.5
-_OGG_TAIL_BYTES = 65_536  # an Ogg page is at most ~64 KiB
-_OGG_END_OF_STREAM = 0x04  # header_type flag of the last page
+_UNLIMITED_RESERVE_SECONDS = 3600.0  # without a limit, a decode reserves at most this much up front (then grows)
 
 
 def describe_source(source: AudioSource | np.ndarray) -> str:
@@ -92,134 +84,88 @@ def _open_input(source: AudioSource, name: str) -> av.container.InputContainer:
         raise AudioError(f"{name}: cannot be read ({error})") from error
 
 
-def _declared_seconds(container: av.container.InputContainer, stream: av.AudioStream) -> tuple[float | None, bool]:
-    """How long the audio stream says it is: its own duration, else its Matroska/WebM `DURATION` tag, else the
-    container's duration where audio is its only stream. None when only the container knows: a container's
-    duration is its longest stream's, and video often runs longer than the sound (ffmpeg -shortest, merged
-    downloads), so it says nothing about the audio being cut; decoder errors and incomplete packets still do.
-    The flag says whether the length came from a tag (exact, so little shortfall is allowed)."""
-    if stream.duration is not None and stream.time_base is not None:
-        return float(stream.duration * stream.time_base), False
-    tagged = _tag_seconds(stream.metadata.get("DURATION") or stream.metadata.get("duration"))
-    if tagged is not None:
-        return tagged, True
-    if container.duration is not None and len(container.streams) == 1:
-        return container.duration / av.time_base, False
-    return None, False
-
-
-def _tag_seconds(text: str | None) -> float | None:
-    """'HH:MM:SS.fffffffff' (Matroska's per-track DURATION tag) -> seconds; None if absent or malformed."""
-    if not text:
-        return None
-    parts = text.strip().split(":")
-    try:
-        hours, minutes, seconds = (float(part) for part in parts) if len(parts) == 3 else (0.0, 0.0, float(text))
-    except ValueError:
-        return None
-    return hours * 3600 + minutes * 60 + seconds
-
-
-def _ogg_is_unfinished(source: AudioSource) -> bool:
-    """True when an Ogg file's last page lacks the end-of-stream flag: the file was cut short.
-
-    Ogg is a streaming format, so a cut file declares the shorter duration and decodes cleanly; only
-    the missing end-of-stream page betrays it.
-    """
-    if isinstance(source, (str, os.PathLike)):
-        with open(source, "rb") as handle:
-            handle.seek(max(0, os.path.getsize(source) - _OGG_TAIL_BYTES))
-            tail = handle.read()
-    elif isinstance(source, (bytes, bytearray)):
-        tail = bytes(source[-_OGG_TAIL_BYTES:])
-    else:
-        return False  # a stream we cannot rewind: give it the benefit of the doubt
-    last_page = tail.rfind(b"OggS")
-    if last_page < 0 or last_page + 6 > len(tail):
-        return True
-    header_type = tail[last_page + 5]
-    return not header_type & _OGG_END_OF_STREAM
-
-
-def _riff_is_cut(source: AudioSource) -> bool:
-    """True when an AVI file is shorter than its RIFF header says: the file was cut short. (A cut AVI keeps
-    decoding cleanly and, with its index gone, declares the shorter length.)"""
-    if isinstance(source, (str, os.PathLike)):
-        with open(source, "rb") as handle:
-            head = handle.read(12)
-        size = os.path.getsize(source)
-    elif isinstance(source, (bytes, bytearray)):
-        head, size = bytes(source[:12]), len(source)
-    else:
-        return False  # a stream we cannot measure: give it the benefit of the doubt
-    if head[:4] != b"RIFF" or head[8:12] != b"AVI ":
-        return False
-    return int.from_bytes(head[4:8], "little") + 8 > size
-
-
 def _decode_mono(container: av.container.InputContainer, stream: av.AudioStream, name: str,
-                 max_seconds: float | None, declared: float | None = None) -> tuple[np.ndarray, int]:
-    """The samples of `stream` (up to `max_seconds`) as float32 mono at the stream's own rate; AudioError when
-    decoding outlasts its time limit (see _DECODE_BASE_SECONDS)."""
+                 max_seconds: float | None, declared: float | None = None, sr: int = SAMPLE_RATE,
+                 limit_seconds: float | None = None) -> tuple[np.ndarray, int, int]:
+    """The samples of `stream` (up to `max_seconds`) as float32 mono, resampled to `sr` as they are decoded (soxr's
+    streaming resampler: the same samples as resampling the whole, without a copy at the stream's own rate);
+    the stream's rate and how many samples it gave at that rate. AudioError when decoding outlasts its time limit
+    (see _DECODE_BASE_SECONDS), or the audio runs past `limit_seconds`."""
     # Converts any sample format (u8, s16, s32, s64, flt, dbl; packed or planar) to float planar,
-    # keeping the rate and channels: mixing and resampling are done by the caller, explicitly.
+    # keeping the rate and channels: mixing and resampling are done here, explicitly.
     to_float = av.AudioResampler(format="fltp")
-    chunks: list[np.ndarray] = []
+    # room for what the file declares (or what was asked for; else the limit), never more than the limit or, without
+    # one, an hour up front (a header may claim days); np.empty's untouched pages cost no memory
+    ceiling = limit_seconds or _UNLIMITED_RESERVE_SECONDS
+    expected = max_seconds if max_seconds is not None else declared + 1.0 if declared else ceiling
+    samples = _Samples(round(min(expected, ceiling) * sr))
     rate = stream.rate or 0
     total = 0
+    to_rate: soxr.ResampleStream | None = None
     deadline = time.monotonic() + _DECODE_BASE_SECONDS + _DECODE_SECONDS_PER_AUDIO_SECOND * (declared or 0.0)
 
     def keep(frames: list[av.AudioFrame]) -> None:
-        nonlocal total
+        nonlocal total, to_rate
         for converted in frames:
-            chunks.append(converted.to_ndarray().mean(axis=0, dtype=np.float32))
-            total += chunks[-1].size
+            mono = converted.to_ndarray().mean(axis=0, dtype=np.float32)
+            total += mono.size
+            if converted.sample_rate != sr and to_rate is None:
+                to_rate = soxr.ResampleStream(converted.sample_rate, sr, 1, dtype="float32", quality="HQ")
+            samples.add(mono if to_rate is None else to_rate.resample_chunk(mono))
 
     try:
         for packet in container.demux(stream):
             if packet.is_corrupt:  # the demuxer read less than the packet's size: the file ends early
-                raise AudioError(f"{name}: truncated or corrupt: a packet at {_packet_time(packet)} is incomplete")
+                raise AudioError(f"{name}: truncated or corrupt: a packet at {packet_time(packet)} is incomplete")
             for frame in packet.decode():
                 rate = frame.sample_rate
                 keep(to_float.resample(frame))
             if max_seconds is not None and rate and total >= max_seconds * rate:
                 break
+            if limit_seconds is not None and rate and total > limit_seconds * rate:
+                raise AudioError(f"{name}: longer than {limit_seconds:g} s, the limit (--max-seconds)")
             if time.monotonic() > deadline:
                 raise AudioError(f"{name}: decoding outlasted its time limit: a damaged or pathological stream")
         keep(to_float.resample(None))
+        if to_rate is not None:
+            samples.add(to_rate.resample_chunk(np.zeros(0, np.float32), last=True))
     except av.error.FFmpegError as error:
         raise AudioError(f"{name}: corrupt audio data ({error.strerror})") from error
     except UnicodeDecodeError as error:  # PyAV failed to decode FFmpeg's message about damaged data
         raise AudioError(f"{name}: corrupt audio data") from error
-    wave = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    return wave, rate
+    return samples.samples(), rate, total
 
 
-def _packet_time(packet: av.Packet) -> str:
-    if packet.pts is None or packet.time_base is None:
-        return "an unknown time"
-    return f"{float(packet.pts * packet.time_base):.2f} s"
+class _Samples:
+    """A wave filled as it is decoded, in one buffer sized from the length the file declares (grown by half
+    again when a file runs past it): no list of pieces to join into a second copy at the end."""
 
+    def __init__(self, expected: int) -> None:
+        self.buffer = np.empty(max(expected, 1 << 16), np.float32)
+        self.size = 0
 
-def _check_complete(name: str, decoded: float, declared: float | None, codec: str, tagged: bool = False) -> None:
-    """Raise if the decode yielded clearly less audio than the audio stream declares."""
-    if declared is None or declared <= 0:
-        return
-    exact = codec in _EXACT_LENGTH_CODECS or codec.startswith("pcm_")
-    share, slack = (_TAGGED_SHARE, _TAGGED_SLACK_SECONDS) if tagged else (_MIN_DECODED_SHARE, _DURATION_SLACK_SECONDS)
-    shortfall_allowed = _EXACT_SLACK_SECONDS if exact else (1 - share) * declared + slack
-    if decoded < declared - shortfall_allowed:
-        raise AudioError(f"{name}: truncated or corrupt: decoded {decoded:.2f} s of the {declared:.2f} s it declares")
+    def add(self, piece: np.ndarray) -> None:
+        if self.size + piece.size > self.buffer.size:
+            grown = np.empty(max(self.size + piece.size, self.buffer.size * 3 // 2), np.float32)
+            grown[:self.size] = self.buffer[:self.size]
+            self.buffer = grown
+        self.buffer[self.size:self.size + piece.size] = piece
+        self.size += piece.size
+
+    def samples(self) -> np.ndarray:
+        return self.buffer[:self.size]
 
 
 def load_audio(source: AudioSource, sr: int = SAMPLE_RATE, *, offset: float = 0.0,
-               duration: float | None = None) -> np.ndarray:
+               duration: float | None = None, limit_seconds: float | None = None) -> np.ndarray:
     """Decode an audio or video file to a mono float32 wave in [-1, 1] at `sr` Hz.
 
     source: a path (wav, flac, mp3, ogg, opus, m4a/aac, or the first audio track of mp4, mkv, webm,
         mov, ...), the file's bytes, or a binary file object.
     offset, duration: seconds; the returned wave is cut sample-accurately to
         [offset, offset + duration) after resampling (decoding stops once that much is read).
+    limit_seconds: a recording longer than this is refused (AudioError): on the length the container declares,
+        before anything is decoded, else while decoding, once the audio runs past it.
     Returns: (N,) float32. Stereo and multichannel audio is averaged; any input rate is resampled with
     soxr's high-quality (anti-aliased) resampler.
     Raises AudioError, naming the file and the cause, on anything that does not decode to audio.
@@ -234,25 +180,25 @@ def load_audio(source: AudioSource, sr: int = SAMPLE_RATE, *, offset: float = 0.
             kinds = sorted({s.type for s in container.streams}) or ["no streams"]
             raise AudioError(f"{name}: has no audio stream (found: {', '.join(kinds)})")
         stream = container.streams.audio[0]
-        declared, tagged = _declared_seconds(container, stream)
+        declared, tagged = declared_seconds(container, stream)
         if stream.codec_context is None:  # a damaged header can leave a stream without a decoder
             raise AudioError(f"{name}: truncated or corrupt: its audio stream has no decoder")
         codec = stream.codec_context.name
+        if limit_seconds is not None and declared is not None and declared > limit_seconds:
+            raise AudioError(f"{name}: {declared:.0f} s long, over the limit of {limit_seconds:g} s (--max-seconds)")
         max_seconds = None if duration is None else offset + duration
-        wave, rate = _decode_mono(container, stream, name, max_seconds, declared)
+        wave, rate, decoded = _decode_mono(container, stream, name, max_seconds, declared, sr, limit_seconds)
         formats = container.format.name.split(",")
     if wave.size == 0 or rate <= 0:
         raise AudioError(f"{name}: contains no audio samples")
     if max_seconds is None:
-        _check_complete(name, wave.size / rate, declared, codec, tagged)
-    if "ogg" in formats and _ogg_is_unfinished(source):
+        check_complete(name, decoded / rate, declared, codec, tagged)
+    if "ogg" in formats and ogg_is_unfinished(source):
         raise AudioError(f"{name}: truncated: the Ogg stream has no end-of-stream page")
-    if "avi" in formats and _riff_is_cut(source):
+    if "avi" in formats and riff_is_cut(source):
         raise AudioError(f"{name}: truncated: the file is shorter than its AVI header says")
     if not np.isfinite(wave).all():
         raise AudioError(f"{name}: audio holds NaN or infinite samples")
-    if rate != sr:
-        wave = soxr.resample(wave, rate, sr, quality="HQ").astype(np.float32, copy=False)
     start = round(offset * sr)
     stop = None if duration is None else start + round(duration * sr)
     if start >= wave.size:
@@ -261,14 +207,16 @@ def load_audio(source: AudioSource, sr: int = SAMPLE_RATE, *, offset: float = 0.
     return np.clip(wave, -1.0, 1.0, out=wave)
 
 
-def as_wave(source: AudioSource | np.ndarray) -> np.ndarray:
+def as_wave(source: AudioSource | np.ndarray, limit_seconds: float | None = None) -> np.ndarray:
     """A 16 kHz wave given as an array (checked: 1-D, non-empty, finite), or decoded from a path, bytes or a
-    file object with `load_audio`; float32."""
+    file object with `load_audio`; float32. Longer than `limit_seconds`: AudioError."""
     if isinstance(source, np.ndarray):
         if source.ndim != 1 or source.size == 0 or not np.isfinite(source).all():
             raise AudioError(f"{describe_source(source)}: need a 1-D finite 16 kHz wave, got shape {source.shape}")
+        if limit_seconds is not None and source.size > limit_seconds * SAMPLE_RATE:
+            raise AudioError(f"{describe_source(source)}: longer than {limit_seconds:g} s, the limit (--max-seconds)")
         return source.astype(np.float32, copy=False)
-    return load_audio(source)
+    return load_audio(source, limit_seconds=limit_seconds)
 
 
 def fit_length(wave: np.ndarray | torch.Tensor, seconds: float = CLIP_SECONDS, sr: int = SAMPLE_RATE,

@@ -30,6 +30,9 @@ MIN_WINDOW_SECONDS = 0.5  # a speech region shorter than this gets no window
 THRESHOLD = 0.3  # cosine distance between two clusters' windows (average linkage) that keeps them apart
 MIN_SPEAKER_SECONDS = 3.0
 MIN_SPEAKER_SHARE = 0.2  # of the recording's speech: a smaller cluster is an outlier, not a speaker
+# at most this many windows are clustered (~25 minutes of speech; the linkage needs memory in their square): a
+# longer recording's windows are clustered on an evenly spread subset, and every window joins its nearest cluster
+MAX_CLUSTERED_WINDOWS = 2000
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,18 @@ def windows_in(regions: tuple[tuple[float, float], ...]) -> list[tuple[float, fl
 
 def cluster(vectors: np.ndarray, speakers: int | None = None, threshold: float = THRESHOLD) -> np.ndarray:
     """Cluster index (0..K-1) per unit vector: average linkage on cosine distance, cut at `threshold` or
-    into `speakers` clusters."""
+    into `speakers` clusters. Beyond MAX_CLUSTERED_WINDOWS vectors, an evenly spread subset is clustered and
+    each vector takes the cluster whose mean it is nearest (cosine)."""
+    if len(vectors) > MAX_CLUSTERED_WINDOWS:
+        subset = np.linspace(0, len(vectors) - 1, MAX_CLUSTERED_WINDOWS).round().astype(int)
+        labels = cluster(vectors[subset], speakers, threshold)
+        means = np.stack([vectors[subset][labels == c].mean(axis=0) for c in range(labels.max() + 1)])
+        means /= np.linalg.norm(means, axis=1, keepdims=True).clip(1e-12)
+        return np.unique(np.argmax(vectors @ means.T, axis=1), return_inverse=True)[1]
+    return _linkage_clusters(vectors, speakers, threshold)
+
+
+def _linkage_clusters(vectors: np.ndarray, speakers: int | None, threshold: float) -> np.ndarray:
     from scipy.cluster.hierarchy import fcluster, linkage
 
     if len(vectors) < 2:

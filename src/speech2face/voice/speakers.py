@@ -37,6 +37,7 @@ HIDDEN = 256
 LAYERS = 3
 EMBEDDING = 256
 TARGET_DBFS = -30.0  # quiet recordings are raised to this loudness (never lowered)
+WINDOWS_PER_PASS = 256  # windows embedded at a time (a few MB of mels), however long the recording
 UNUSED_WEIGHTS = ("similarity_weight", "similarity_bias")  # the GE2E loss's scale, not part of the network
 INSTALL_HINT = "pip install --no-deps resemblyzer==0.1.4 (its weights; none of its code is used)"
 
@@ -162,7 +163,16 @@ def _encoder(device: str) -> SpeakerEncoder:
 def embed_windows(waves: Sequence[AudioSource | np.ndarray], device: str | torch.device | None = None,
                   batch: int = 64) -> np.ndarray:
     """(N, 256) unit d-vectors, one per window or utterance: each one's 1.6 s partials, batched together
-    through the network, averaged and normalised. Quiet recordings are raised to -30 dBFS first."""
+    through the network, averaged and normalised. Quiet recordings are raised to -30 dBFS first. Read
+    WINDOWS_PER_PASS at a time, so that the hours of a long recording's windows never sit in memory as mels."""
+    if not waves:
+        return np.zeros((0, EMBEDDING), np.float32)
+    return np.concatenate([_embed_group(waves[first:first + WINDOWS_PER_PASS], device, batch)
+                           for first in range(0, len(waves), WINDOWS_PER_PASS)])
+
+
+def _embed_group(waves: Sequence[AudioSource | np.ndarray], device: str | torch.device | None,
+                 batch: int) -> np.ndarray:
     encoder = _encoder(str(pick_device(device)))
     parameter = next(encoder.parameters())
     partials, owners = [], []

@@ -23,7 +23,7 @@ from ...devices import pick_device
 from ...errors import ModelError
 from ..audio import SAMPLE_RATE
 from . import periodicity
-from .silero import CHUNK, SileroVad, chunk
+from .silero import CHUNK, CONTEXT, SileroVad
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ PAD = 0.03  # seconds added on each side of a region
 MIN_SPEECH_SECONDS = 0.3  # a recording with less speech than this has none
 SILENT_DBFS = -60.0  # quieter than this (RMS over the recording): silent
 CHUNK_SECONDS = CHUNK / SAMPLE_RATE
+STRETCH_CHUNKS = 1875  # 60 s: the network reads a long recording a minute at a time (its memory stays flat)
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,21 @@ def merge(intervals: list[tuple[float, float]]) -> tuple[tuple[float, float], ..
     return tuple((round(a, 3), round(b, 3)) for a, b in merged)
 
 
-def level_dbfs(wave: np.ndarray) -> float:
-    rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64)))) if len(wave) else 0.0
+def stretch(waves: list[np.ndarray], first: int, count: int) -> torch.Tensor:
+    """Chunks `first` .. `first + count` of each wave, as `silero.chunk` cuts the whole (B, count, CONTEXT + CHUNK):
+    zeros before the start and after the end, only that stretch copied."""
+    start = first * CHUNK - CONTEXT
+    piece = np.zeros((len(waves), CONTEXT + count * CHUNK), np.float32)
+    for row, wave in enumerate(waves):
+        part = np.asarray(wave[max(0, start):(first + count) * CHUNK], np.float32)
+        piece[row, max(0, -start):max(0, -start) + len(part)] = part
+    return torch.from_numpy(piece).unfold(1, CONTEXT + CHUNK, CHUNK)
+
+
+def level_dbfs(wave: np.ndarray, block: int = 1 << 20) -> float:
+    """RMS level in dBFS, summed in float64 a block at a time (no float64 copy of a long recording)."""
+    energy = sum(float(np.square(wave[i:i + block], dtype=np.float64).sum()) for i in range(0, len(wave), block))
+    rms = float(np.sqrt(energy / len(wave))) if len(wave) else 0.0
     return 20 * np.log10(max(rms, 1e-10))
 
 
@@ -127,14 +141,17 @@ class SpeechDetector:
     @torch.no_grad()
     def probabilities(self, waves: list[np.ndarray]) -> list[np.ndarray]:
         """Speech probability per 32 ms chunk of each wave; the waves are batched (zero-padded to the longest:
-        the state runs forward only, so padding after a wave's end cannot change its chunks)."""
+        the state runs forward only, so padding after a wave's end cannot change its chunks), and read a
+        stretch of STRETCH_CHUNKS at a time, the state carried over: no copy of a whole recording is made."""
         assert self.model is not None
-        longest = max(len(w) for w in waves)
-        batch = torch.zeros(len(waves), max(longest, 1))
-        for row, wave in enumerate(waves):
-            batch[row, :len(wave)] = torch.from_numpy(np.asarray(wave, np.float32))
-        out = self.model(chunk(batch.to(self.device))).cpu().numpy()
-        return [out[row, :-(-len(wave) // CHUNK)] for row, wave in enumerate(waves)]
+        counts = [-(-len(wave) // CHUNK) for wave in waves]
+        stretches, state = [], None
+        for first in range(0, max(max(counts), 1), STRETCH_CHUNKS):
+            chunks = stretch(waves, first, STRETCH_CHUNKS).to(self.device)
+            probabilities, state = self.model.stream(chunks, state)
+            stretches.append(probabilities.cpu().numpy())
+        out = np.concatenate(stretches, axis=1)
+        return [out[row, :count] for row, count in enumerate(counts)]
 
     def batch(self, waves: list[np.ndarray]) -> list[Activity]:
         if not waves:

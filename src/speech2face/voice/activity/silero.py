@@ -34,6 +34,7 @@ ONNX_NAMES = {  # initializer -> parameter of SileroVad
     "model.decoder.decoder.2.weight": "final_conv.weight", "model.decoder.decoder.2.bias": "final_conv.bias",
 }
 ONNX_FLOAT = 1
+LstmState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (1, B, HIDDEN)
 INSTALL_HINT = "pip install --no-deps 'silero-vad>=6' (its weights; the project needs none of its dependencies)"
 
 
@@ -77,10 +78,17 @@ class SileroVad(nn.Module):
         return x.squeeze(-1)
 
     def forward(self, chunks: torch.Tensor) -> torch.Tensor:
+        """(B, N, CONTEXT + CHUNK) -> (B, N); the state runs through the recording from zeros, as in the original."""
+        return self.stream(chunks)[0]
+
+    def stream(self, chunks: torch.Tensor, state: LstmState | None = None) -> tuple[torch.Tensor, LstmState]:
+        """One stretch of a recording: its chunks (B, N, CONTEXT + CHUNK) and the LSTM state the stretch before
+        it ended with (None at the start) -> (B, N) speech probabilities and the state to carry on with. A
+        recording read stretch by stretch gives what it gives read at once."""
         batch, count, width = chunks.shape
         features = self.features(chunks.reshape(batch * count, width)).view(batch, count, HIDDEN)
-        hidden, _ = self.lstm(features)  # the state runs through the recording from zeros, as in the original
-        return torch.sigmoid(self.final_conv(torch.relu(hidden).transpose(1, 2))).squeeze(1)
+        hidden, state = self.lstm(features, state)
+        return torch.sigmoid(self.final_conv(torch.relu(hidden).transpose(1, 2))).squeeze(1), state
 
 
 def chunk(waves: torch.Tensor) -> torch.Tensor:

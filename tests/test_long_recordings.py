@@ -1,0 +1,97 @@
+"""Long recordings: read a stretch at a time wherever the answer allows it (the same answers as at once), refused
+beyond --max-seconds, and memory that no longer grows with the whole pipeline's copies of a recording."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from speech2face import AudioError, load_audio
+from speech2face.voice import diarize, speakers
+from speech2face.voice.activity import SpeechDetector, detector
+from speech2face.voice.activity.silero import chunk
+from speech2face.voice.audio import SAMPLE_RATE, as_wave
+
+SILENT_HOURS = 3
+MEMORY_BOUND_MB = 1500  # the issue's bound, for 3 h of silence (the wave itself is 690 MB of float32)
+
+
+@pytest.fixture(scope="module")
+def silent_flac(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3 hours of digital silence, 16 kHz FLAC: a few hundred KB that decode to 173 million samples."""
+    path = tmp_path_factory.mktemp("long") / "silence-3h.flac"
+    block = np.zeros(600 * SAMPLE_RATE, np.int16)
+    with soundfile.SoundFile(path, "w", SAMPLE_RATE, 1, format="FLAC", subtype="PCM_16") as out:
+        for _ in range(SILENT_HOURS * 6):
+            out.write(block)
+    return path
+
+
+def test_the_detector_reads_stretch_by_stretch_as_it_reads_at_once(spoken: dict[str, Path]) -> None:
+    """Batched waves of different lengths, the longest several stretches long: the state carried over stretches
+    gives the probabilities of one pass over the whole (float rounding apart)."""
+    found = SpeechDetector("cpu")
+    speech = load_audio(spoken["long"])
+    waves = [np.tile(speech, 12), speech[:1000], speech]
+    assert len(waves[0]) > 2 * detector.STRETCH_CHUNKS * detector.CHUNK
+    longest = max(len(w) for w in waves)
+    batch = torch.zeros(len(waves), longest)
+    for row, wave in enumerate(waves):
+        batch[row, :len(wave)] = torch.from_numpy(wave)
+    whole = found.model(chunk(batch)).numpy()
+    for row, probabilities in enumerate(found.probabilities(waves)):
+        assert len(probabilities) == -(-len(waves[row]) // detector.CHUNK)
+        np.testing.assert_allclose(probabilities, whole[row, :len(probabilities)], atol=1e-5)
+
+
+def test_windows_are_embedded_a_group_at_a_time_as_all_at_once(spoken: dict[str, Path],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    speech = load_audio(spoken["long"])
+    windows = [speech[i * 8000:i * 8000 + 24_000] for i in range(9)]
+    together = speakers.embed_windows(windows, device="cpu")
+    monkeypatch.setattr(speakers, "WINDOWS_PER_PASS", 4)
+    np.testing.assert_allclose(speakers.embed_windows(windows, device="cpu"), together, atol=1e-5)
+
+
+def test_many_windows_are_clustered_on_a_subset(two_speakers: tuple[bytes, list[tuple[float, float, str]]],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past MAX_CLUSTERED_WINDOWS, a spread subset is clustered and every window joins its nearest cluster: the
+    real two-speaker sample, its 30-odd windows clustered on 16, still gives two speakers, each turn right."""
+    wave = load_audio(two_speakers[0])
+    reference = two_speakers[1]
+    whole = diarize.diarize(wave, device="cpu")
+    monkeypatch.setattr(diarize, "MAX_CLUSTERED_WINDOWS", 16)
+    subset = diarize.diarize(wave, device="cpu")
+    seconds = len(wave) / SAMPLE_RATE
+    assert len(subset) == len(whole) == 2
+    assert diarize.speech_time_accuracy(subset, reference, seconds) > 0.85
+
+
+def test_a_recording_over_the_limit_is_refused_before_it_is_decoded(silent_flac: Path, tmp_path: Path) -> None:
+    with pytest.raises(AudioError, match=r"10800 s long, over the limit of 3600 s \(--max-seconds\)"):
+        load_audio(silent_flac, limit_seconds=3600)
+    with pytest.raises(AudioError, match="longer than 1 s, the limit"):
+        as_wave(np.zeros(2 * SAMPLE_RATE, np.float32), limit_seconds=1)
+    result = subprocess.run([sys.executable, "-m", "speech2face", "predict", str(silent_flac), "--max-seconds",
+                             "3600", "-o", str(tmp_path / "faces"), "-q"], capture_output=True, text=True,
+                            timeout=300)
+    errors = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(errors) == 1 and "over the limit of 3600 s (--max-seconds)" in errors[0]
+
+
+def test_three_hours_of_silence_are_refused_in_bounded_memory(silent_flac: Path, tmp_path: Path) -> None:
+    """The whole way (decode, speech check) in a process of its own: refused as silent, its peak memory under
+    the bound (it was 6.5 GB before the recording was read a stretch at a time into one buffer)."""
+    result = subprocess.run(["/usr/bin/time", "-f", "PEAK_KB %M", sys.executable, "-m", "speech2face", "predict",
+                             str(silent_flac), "-o", str(tmp_path / "faces"), "-q"], capture_output=True, text=True,
+                            timeout=600)
+    peak = next(int(line.split()[1]) for line in result.stderr.splitlines() if line.startswith("PEAK_KB")) / 1024
+    print(f"3 h of silence: peak RSS {peak:.0f} MB")
+    assert result.returncode == 1 and "no speech found: silent" in result.stderr
+    assert peak < MEMORY_BOUND_MB
