@@ -1,5 +1,6 @@
 """Long recordings: the peak memory and speed of `s2f predict` on a made conversation of two real recorded speakers
-(10 minutes, 1 hour, 3 hours) and on 3 hours of silence, each in a process of its own.
+(10 minutes, 1 hour, 3 hours) and on 3 hours of silence, each in a process of its own; and what `s2f prepare`
+pays for the audio of one 10 s segment near the end of each conversation (`load_audio(offset=..., duration=10)`).
 
     python benchmarks/long_recordings.py [--lengths 10m 1h 3h] [--model demo] [--src OTHER/src]
 
@@ -86,6 +87,9 @@ def main() -> None:
             cases.append(("silence 3h", path, LENGTHS["3h"]))
         trees = [("this tree", None), *((source, source) for source in args.src)]
         print(f"{'recording':<18}{'tree':<28}{'exit':>5}{'peak RSS MB':>13}{'x real time':>13}  answer")
+        segment = ("import sys, time; from speech2face import load_audio; start = time.perf_counter(); "
+                   "wave = load_audio(sys.argv[1], offset=float(sys.argv[2]), duration=10.0); "
+                   "print(f'{len(wave) / 16000:.1f} s cut in {time.perf_counter() - start:.2f} s')")
         for label, path, seconds in cases:
             for tree, source in trees:
                 env = dict(os.environ)
@@ -95,6 +99,10 @@ def main() -> None:
                                               args.model, "-o", str(Path(folder) / "faces"), "-q"], env)
                 print(f"{label:<18}{tree[-27:]:<28}{code:>5}{peak:>13.0f}{seconds / wall:>13.0f}  {said[:150]}",
                       flush=True)
+                if label.startswith("conversation"):
+                    code, wall, peak, said = run([sys.executable, "-c", segment, str(path), str(seconds - 70)], env)
+                    print(f"{'  10 s near end':<18}{tree[-27:]:<28}{code:>5}{peak:>13.0f}{'':>13}  {said[-60:]}",
+                          flush=True)
 
 
 if __name__ == "__main__":

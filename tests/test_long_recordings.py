@@ -95,3 +95,41 @@ def test_three_hours_of_silence_are_refused_in_bounded_memory(silent_flac: Path,
     print(f"3 h of silence: peak RSS {peak:.0f} MB")
     assert result.returncode == 1 and "no speech found: silent" in result.stderr
     assert peak < MEMORY_BOUND_MB
+
+
+@pytest.fixture(scope="module")
+def long_speech(spoken: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """130 s of speech as FLAC at 44.1 kHz stereo, MP3 at 22.05 kHz, and AAC inside an MP4 with video."""
+    from conftest import ffmpeg
+
+    folder = tmp_path_factory.mktemp("long-speech")
+    speech = load_audio(spoken["long"])
+    source = folder / "speech16.flac"
+    soundfile.write(source, np.tile(speech, -(-130 * SAMPLE_RATE // len(speech)))[:130 * SAMPLE_RATE], SAMPLE_RATE)
+    files = {"flac": folder / "speech44.flac", "mp3": folder / "speech.mp3", "mp4": folder / "video.mp4"}
+    ffmpeg("-i", str(source), "-ar", "44100", "-ac", "2", str(files["flac"]))
+    ffmpeg("-i", str(source), "-ar", "22050", "-c:a", "libmp3lame", str(files["mp3"]))
+    ffmpeg("-f", "lavfi", "-i", "color=c=gray:s=64x64:r=25", "-i", str(source), "-shortest", "-c:v", "libx264",
+           "-g", "50", "-c:a", "aac", "-ar", "48000", str(files["mp4"]))
+    return files
+
+
+@pytest.mark.parametrize("kind", ["flac", "mp3", "mp4"])
+def test_a_late_cut_seeks_and_gives_the_samples_of_the_whole(long_speech: dict[str, Path], kind: str) -> None:
+    """A segment 30 s or more into a file is decoded from just before it (prepare on hour-long videos): the same
+    samples as cut from the whole decode, on the same 16 kHz grid (lossless and MP3 to float rounding; AAC, whose
+    noise substitution restarts at the seek, correlated above 0.995), and past the end is still one line."""
+    whole = load_audio(long_speech[kind])
+    for offset in (30.0, 90.0, 97.3337):
+        cut = load_audio(long_speech[kind], offset=offset, duration=3.0)
+        start = round(offset * SAMPLE_RATE)
+        assert cut.size == 3 * SAMPLE_RATE
+        difference = np.abs(cut[100:-100] - whole[start + 100:start + 3 * SAMPLE_RATE - 100])
+        if kind == "mp4":  # AAC's noise substitution draws from a generator the seek restarts: close, not equal
+            reference = whole[start:start + 3 * SAMPLE_RATE]
+            assert np.corrcoef(cut, reference)[0, 1] > 0.995 and difference.mean() < 0.03 * np.sqrt(np.mean(
+                reference ** 2)), (offset, difference.mean())
+        else:
+            assert difference.max() < 1e-5, (offset, difference.max())
+    with pytest.raises(AudioError, match=r"offset 140.00 s is past the end of the audio \(130.0"):
+        load_audio(long_speech[kind], offset=140.0)

@@ -7,6 +7,7 @@ The constants are named once here; everything else derives from them.
 from __future__ import annotations
 
 import io
+import math
 import os
 import time
 from pathlib import Path
@@ -43,6 +44,9 @@ CLIP_FRAMES = num_frames(CLIP_SAMPLES)  # 598
 # Decoding is hundreds of times faster than real time; a file that takes longer than this is pathological
 # (a damaged stream a decoder crawls through): it is refused instead of hanging a batch job.
 _DECODE_BASE_SECONDS, _DECODE_SECONDS_PER_AUDIO_SECOND = 30.0, 0.5
+# A cut starting this late seeks to SEEK_LEAD_SECONDS before it instead of decoding from the start (a segment an
+# hour into a video costs what one at its start costs); the lead lets the decoder and resampler settle before it
+SEEK_AFTER_SECONDS, SEEK_LEAD_SECONDS = 30.0, 2.0
 _UNLIMITED_RESERVE_SECONDS = 3600.0  # without a limit, a decode reserves at most this much up front (then grows)
 
 
@@ -86,11 +90,20 @@ def _open_input(source: AudioSource, name: str) -> av.container.InputContainer:
 
 def _decode_mono(container: av.container.InputContainer, stream: av.AudioStream, name: str,
                  max_seconds: float | None, declared: float | None = None, sr: int = SAMPLE_RATE,
-                 limit_seconds: float | None = None) -> tuple[np.ndarray, int, int]:
+                 limit_seconds: float | None = None, seek: float = 0.0) -> tuple[np.ndarray, int, int, float]:
     """The samples of `stream` (up to `max_seconds`) as float32 mono, resampled to `sr` as they are decoded (soxr's
     streaming resampler: the same samples as resampling the whole, without a copy at the stream's own rate);
-    the stream's rate and how many samples it gave at that rate. AudioError when decoding outlasts its time limit
-    (see _DECODE_BASE_SECONDS), or the audio runs past `limit_seconds`."""
+    the stream's rate, how many samples it gave at that rate, and the time (from the stream's start) of the first
+    one: 0, or about `seek` when the decode starts there (`seek` > 0: from the packet at or before it). AudioError
+    when decoding outlasts its time limit (see _DECODE_BASE_SECONDS), or the audio runs past `limit_seconds`."""
+    origin = float(stream.start_time * stream.time_base) if stream.start_time is not None and stream.time_base else 0.0
+    first: float | None = 0.0
+    if seek > 0 and stream.time_base:
+        try:
+            container.seek(int((origin + seek) / stream.time_base), stream=stream, backward=True)
+        except (av.error.FFmpegError, OSError) as error:
+            raise _SeekMissed from error
+        first = None  # known from the first frame decoded
     # Converts any sample format (u8, s16, s32, s64, flt, dbl; packed or planar) to float planar,
     # keeping the rate and channels: mixing and resampling are done here, explicitly.
     to_float = av.AudioResampler(format="fltp")
@@ -104,10 +117,21 @@ def _decode_mono(container: av.container.InputContainer, stream: av.AudioStream,
     to_rate: soxr.ResampleStream | None = None
     deadline = time.monotonic() + _DECODE_BASE_SECONDS + _DECODE_SECONDS_PER_AUDIO_SECOND * (declared or 0.0)
 
+    skip = 0  # after a seek: samples dropped so that the first kept one lies on the whole decode's 16 kHz grid
+
     def keep(frames: list[av.AudioFrame]) -> None:
-        nonlocal total, to_rate
+        nonlocal total, to_rate, first, skip
         for converted in frames:
+            if first is None:
+                if converted.time is None or converted.time - origin > seek + SEEK_LEAD_SECONDS / 2:
+                    raise _SeekMissed  # no times to cut by, or it landed past the cut: decode from the start
+                index = max(0, round((converted.time - origin) * converted.sample_rate))
+                grid = converted.sample_rate // math.gcd(converted.sample_rate, sr)  # source samples per shared tick
+                skip = -index % grid
+                first = (index + skip) / converted.sample_rate
             mono = converted.to_ndarray().mean(axis=0, dtype=np.float32)
+            if skip:
+                mono, skip = mono[skip:], max(0, skip - mono.size)
             total += mono.size
             if converted.sample_rate != sr and to_rate is None:
                 to_rate = soxr.ResampleStream(converted.sample_rate, sr, 1, dtype="float32", quality="HQ")
@@ -120,7 +144,7 @@ def _decode_mono(container: av.container.InputContainer, stream: av.AudioStream,
             for frame in packet.decode():
                 rate = frame.sample_rate
                 keep(to_float.resample(frame))
-            if max_seconds is not None and rate and total >= max_seconds * rate:
+            if max_seconds is not None and rate and first is not None and total >= (max_seconds - first) * rate:
                 break
             if limit_seconds is not None and rate and total > limit_seconds * rate:
                 raise AudioError(f"{name}: longer than {limit_seconds:g} s, the limit (--max-seconds)")
@@ -133,7 +157,11 @@ def _decode_mono(container: av.container.InputContainer, stream: av.AudioStream,
         raise AudioError(f"{name}: corrupt audio data ({error.strerror})") from error
     except UnicodeDecodeError as error:  # PyAV failed to decode FFmpeg's message about damaged data
         raise AudioError(f"{name}: corrupt audio data") from error
-    return samples.samples(), rate, total
+    return samples.samples(), rate, total, first or 0.0
+
+
+class _SeekMissed(Exception):
+    """A seek that cannot serve a sample-accurate cut: `load_audio` decodes from the start instead."""
 
 
 class _Samples:
@@ -170,11 +198,23 @@ def load_audio(source: AudioSource, sr: int = SAMPLE_RATE, *, offset: float = 0.
     soxr's high-quality (anti-aliased) resampler.
     Raises AudioError, naming the file and the cause, on anything that does not decode to audio.
     """
-    name = describe_source(source)
     if sr <= 0:
         raise ValueError(f"sample rate must be positive, got {sr}")
     if offset < 0 or (duration is not None and duration <= 0):
         raise ValueError(f"need offset >= 0 and duration > 0, got offset={offset}, duration={duration}")
+    rewindable = isinstance(source, (str, os.PathLike, bytes, bytearray))  # a file object is read once
+    if offset >= SEEK_AFTER_SECONDS and rewindable:
+        try:
+            return _load(source, sr, offset, duration, limit_seconds, seek=offset - SEEK_LEAD_SECONDS)
+        except _SeekMissed:
+            pass
+    return _load(source, sr, offset, duration, limit_seconds, seek=0.0)
+
+
+def _load(source: AudioSource, sr: int, offset: float, duration: float | None, limit_seconds: float | None,
+          seek: float) -> np.ndarray:
+    """`load_audio`'s work, decoding from `seek` seconds (0: the start)."""
+    name = describe_source(source)
     with _open_input(source, name) as container:
         if not container.streams.audio:
             kinds = sorted({s.type for s in container.streams}) or ["no streams"]
@@ -187,22 +227,26 @@ def load_audio(source: AudioSource, sr: int = SAMPLE_RATE, *, offset: float = 0.
         if limit_seconds is not None and declared is not None and declared > limit_seconds:
             raise AudioError(f"{name}: {declared:.0f} s long, over the limit of {limit_seconds:g} s (--max-seconds)")
         max_seconds = None if duration is None else offset + duration
-        wave, rate, decoded = _decode_mono(container, stream, name, max_seconds, declared, sr, limit_seconds)
+        wave, rate, decoded, first = _decode_mono(container, stream, name, max_seconds, declared, sr, limit_seconds,
+                                                  seek)
         formats = container.format.name.split(",")
+    if seek > 0 and wave.size == 0:
+        raise _SeekMissed  # nothing after the seek point: the start-to-end decode says why
     if wave.size == 0 or rate <= 0:
         raise AudioError(f"{name}: contains no audio samples")
     if max_seconds is None:
-        check_complete(name, decoded / rate, declared, codec, tagged)
+        check_complete(name, first + decoded / rate, declared, codec, tagged)
     if "ogg" in formats and ogg_is_unfinished(source):
         raise AudioError(f"{name}: truncated: the Ogg stream has no end-of-stream page")
     if "avi" in formats and riff_is_cut(source):
         raise AudioError(f"{name}: truncated: the file is shorter than its AVI header says")
     if not np.isfinite(wave).all():
         raise AudioError(f"{name}: audio holds NaN or infinite samples")
-    start = round(offset * sr)
+    start = round((offset - first) * sr)
     stop = None if duration is None else start + round(duration * sr)
     if start >= wave.size:
-        raise AudioError(f"{name}: offset {offset:.2f} s is past the end of the audio ({wave.size / sr:.2f} s)")
+        length = first + wave.size / sr
+        raise AudioError(f"{name}: offset {offset:.2f} s is past the end of the audio ({length:.2f} s)")
     wave = wave[start:stop]
     return np.clip(wave, -1.0, 1.0, out=wave)
 
