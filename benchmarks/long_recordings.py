@@ -57,15 +57,16 @@ def silence(path: Path, seconds: float) -> None:
 
 
 def run(command: list[str], env: dict[str, str]) -> tuple[int, float, float, str]:
-    """Exit code, wall seconds, peak RSS in MB (GNU time's maximum resident set of the child) and the last lines
-    of its output."""
-    start = time.perf_counter()
-    done = subprocess.run(["/usr/bin/time", "-f", "PEAK_KB %M", *command], env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    lines = (done.stdout + done.stderr).strip().splitlines()
-    peak = next((int(line.split()[1]) for line in reversed(lines) if line.startswith("PEAK_KB")), 0) / 1024
-    said = " | ".join(line for line in lines if not line.startswith("PEAK_KB"))[-300:]
-    return done.returncode, wall, peak, said
+    """Exit code, wall seconds, peak RSS in MB (the child's own maximum resident set, from wait4) and the last
+    lines of its output."""
+    with tempfile.TemporaryFile("w+") as output:
+        start = time.perf_counter()
+        child = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, text=True)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - start
+        output.seek(0)
+        said = " | ".join(output.read().strip().splitlines())[-300:]
+    return os.waitstatus_to_exitcode(status), wall, usage.ru_maxrss / 1024, said
 
 
 def main() -> None:
