@@ -56,17 +56,23 @@ def silence(path: Path, seconds: float) -> None:
             out.write(block)
 
 
+# The command runs under a small, fresh interpreter that reports its peak resident set (KB) on stderr: forked from
+# this process, it would count this process's memory too (Linux keeps a forked mm's high-water mark at exec).
+PEAK_OF = ("import os, subprocess, sys; child = subprocess.Popen(sys.argv[1:]); "
+           "_, status, use = os.wait4(child.pid, 0); "
+           "print(f'PEAK_KB {use.ru_maxrss}', file=sys.stderr); sys.exit(os.waitstatus_to_exitcode(status))")
+
+
 def run(command: list[str], env: dict[str, str]) -> tuple[int, float, float, str]:
-    """Exit code, wall seconds, peak RSS in MB (the child's own maximum resident set, from wait4) and the last
-    lines of its output."""
-    with tempfile.TemporaryFile("w+") as output:
-        start = time.perf_counter()
-        child = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, text=True)
-        _, status, usage = os.wait4(child.pid, 0)
-        wall = time.perf_counter() - start
-        output.seek(0)
-        said = " | ".join(output.read().strip().splitlines())[-300:]
-    return os.waitstatus_to_exitcode(status), wall, usage.ru_maxrss / 1024, said
+    """Exit code, wall seconds, peak RSS in MB (the command's own maximum resident set) and the last lines of its
+    output."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", PEAK_OF, *command], env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    peak = next((int(line.split()[1]) for line in reversed(lines) if line.startswith("PEAK_KB")), 0) / 1024
+    said = " | ".join(line for line in lines if not line.startswith("PEAK_KB"))[-300:]
+    return done.returncode, wall, peak, said
 
 
 def main() -> None:
