@@ -83,14 +83,12 @@ FINETUNE_BACKBONE = True
 def voice_settings(size: DemoSize, seed: int, voice_backbone: str = VOICE_BACKBONE,
                    finetune_backbone: bool = FINETUNE_BACKBONE) -> Any:
     """How the demo trains its voice encoder (benchmarks/voice_backbones.py trains the others the same way)."""
-
     return VoiceTraining(steps=size.voice_steps, distill="none", eval_every=max(100, size.voice_steps // 3), seed=seed,
                          voice_backbone=voice_backbone, finetune_backbone=finetune_backbone)
 
 
 def decoder_settings(size: DemoSize, seed: int) -> Any:
     """How the demo trains its photo decoder: 128 px, flips and same-sex morphs (docs/face_decoder.md)."""
-
     return DecoderTraining(size="medium", steps=size.decoder_steps, flip=0.5, morph=0.3, seed=seed,
                            eval_every=max(100, size.decoder_steps // 5))
 
@@ -98,7 +96,6 @@ def decoder_settings(size: DemoSize, seed: int) -> Any:
 def photo_decoder(out: Path, size: DemoSize, seed: int, workers: int, progress: bool) -> Path:
     """The face decoder learnt from the packaged photos: OUT/photos (shards), OUT/decoder (the run),
     OUT/report-decoder (its held-out photo evaluation); each step resumes. Returns the run."""
-
     photos = read_photos(CELEBA_999)[: size.photos]
     prepare(photos, out / "photos", PrepareSettings(**DECODER_SPLITS), workers=workers, progress=progress)
     if not (out / "decoder" / EVAL_FILE).is_file():
@@ -258,7 +255,6 @@ def real_voices(out: Path, metrics: dict[str, Any], seed: int, strength: float, 
                 decoder_figures: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """The trained model on held-out real voices (`evaluate.real_voices`), saved as report/real_voices.json;
     None (said) where the judge or the recordings are not installed."""
-
     package_run(out / "voice", out / DEMO_MODEL_DIR, demo_card(metrics, None, seed, strength, what, decoder_figures))
     try:
         found = judge_real_voices(Speech2Face.from_pretrained(out / DEMO_MODEL_DIR, device="cpu"), seed=seed)
@@ -282,7 +278,6 @@ def package_demo(out: Path, metrics: dict[str, Any], real: dict[str, Any] | None
 def ship(model: Path, destination: Path = SHIPPED_DEMO) -> Path:
     """Write a demo model folder as the package ships it: floating-point weights as fp16 (half the size; they
     load into float32 networks), and each file's sha256 in the card (checked by tests/test_demo.py)."""
-
     staging = destination.with_name(destination.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     card = ModelCard.read(model)
@@ -309,7 +304,6 @@ def ship_decoder(out: Path, destination: Path = SHIPPED_DEMO) -> Path:
     becomes the shipped model's decoder (fp16), its figures and CelebA's terms go into the card. The figures that
     depend on drawn faces (the judge's, the real voices') are dropped until `s2f demo --quick --ship` measures
     them again through the new decoder; the feature-space figures stand (the feature space is unchanged)."""
-
     new = FaceDecoder.from_pretrained(out / DECODER_DIR)
     voice = ModelCard.read(destination)
     if new.config.feature_dim != FaceDecoder.from_pretrained(destination / DECODER_DIR).config.feature_dim:

@@ -60,7 +60,6 @@ class WaveToFace(nn.Module):
 
 def export_onnx(model_name: str | os.PathLike, out: str | os.PathLike, batch: int = 1) -> Path:
     """Write `out` (.onnx) for a model folder, run or registered name. The batch axis is dynamic."""
-
     model = Speech2Face.from_pretrained(model_name, device="cpu")
     graph = WaveToFace(model.voice, model.decoder).eval()
     out = Path(out)

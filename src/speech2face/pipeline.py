@@ -118,12 +118,10 @@ class Speech2Face:
                         max_seconds: float = MAX_RECORDING_SECONDS) -> Speech2Face:
         """A model folder, a `s2f train` run, a `s2f demo` output folder, or a registered name (`s2f models`);
         `min_speech`: the seconds of speech a face needs (per speaker); `max_seconds`: the longest recording."""
-
         path = Path(name_or_path)
         if not path.exists():
             if os.sep in str(name_or_path) or "/" in str(name_or_path):
                 raise ModelError(f"{name_or_path}: no such model folder")
-
             path = resolve(str(name_or_path), progress=progress)
         voice_dir, decoder_dir, card = locate(path)
         return cls(load_voice_encoder(voice_dir), FaceDecoder.from_pretrained(decoder_dir), card, device, min_speech,

@@ -136,7 +136,6 @@ def resolve(name: str, progress: bool = True) -> Path:
 
 def fetch(url: str, destination: Path, progress: bool = True) -> None:
     """Copy a URL (http, https, file) or a local path to `destination`, with a progress bar."""
-
     scheme = urllib.parse.urlparse(url).scheme
     if scheme in ("", "file") or len(scheme) == 1:  # a path (a Windows drive letter is one letter)
         source = Path(urllib.parse.urlparse(url).path if scheme == "file" else url)

@@ -176,7 +176,6 @@ def _forget(path: Path, upload_dir: Path | None) -> None:
 
 def example_recordings() -> list[tuple[str, str, bytes]]:
     """`examples.write_examples` in memory: (name, what, wav bytes); none (said once) without the recordings."""
-
     with tempfile.TemporaryDirectory() as folder:
         try:
             return [(e.name, e.what, e.path.read_bytes()) for e in write_examples(Path(folder))]

@@ -22,7 +22,6 @@ REORDER_SECONDS = 1.0  # packets come in decoding order: a frame shows at most t
 
 def media_duration(path: str | Path) -> float:
     """Seconds, from the container (or its longest stream); DataError if unreadable."""
-
     try:
         with av.open(str(path)) as container:
             if container.duration is not None:
@@ -43,7 +42,6 @@ def read_frames(path: str | Path, times: list[float]) -> list[tuple[float, np.nd
     near a wanted time. The same frames as decoding everything (tests/test_media.py), at a fraction of
     the cost (benchmarks/prepare.py). The last frame serves times up to LAST_FRAME_SECONDS after it; later
     times are dropped. DataError on a damaged or frameless video."""
-
     if not times:
         return []
     out: list[tuple[float, np.ndarray]] = []
@@ -128,7 +126,6 @@ def _decode_run(container: av.container.InputContainer, stream: av.VideoStream, 
 
 def encode_flac(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
     """Mono float32 in [-1, 1] -> 16-bit FLAC bytes."""
-
     samples = (np.clip(wave, -1, 1) * 32767).round().astype(np.int16)[None]
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="flac") as container:

@@ -213,7 +213,6 @@ def photo_face(image: np.ndarray, detector: str) -> Any:
 
 def judge_or_none() -> Any:
     """The age/sex judge (its sex and age of each photo go into the sample), or None when it is not installed."""
-
     try:
         return Judge()
     except ModelError as error:

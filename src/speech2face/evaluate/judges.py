@@ -35,7 +35,6 @@ def default_scorer(trained_with: str) -> str:
 def scorer_section(name: str, faces: dict[str, np.ndarray], pool: int, seed: int,
                    device: str | None = None) -> dict[str, Any]:
     """`faces`: "true", "voice", "upper_bound" canonical crops (N, S, S, 3) uint8, one per held-out speaker."""
-
     encoder = get_encoder(name, device=device) if name != "dlib" else get_encoder(name)
     embedded = {key: encoder.embed(crops) for key, crops in faces.items()}
     true = embedded["true"]
@@ -56,7 +55,6 @@ def age_group(ages: np.ndarray) -> np.ndarray:
 
 def judge_section(faces: dict[str, np.ndarray], speakers: list[str], labels: dict[str, Labels]) -> dict[str, Any]:
     """Sex and age-group agreement of the drawn faces with the true face, as judged."""
-
     judge = Judge()
     found = {key: judge(crops) for key, crops in faces.items()}
     true = found["true"]

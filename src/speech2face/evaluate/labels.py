@@ -30,7 +30,6 @@ def load_labels(path: str | Path | None, columns: tuple[str, ...] | None = None)
     LABEL_COLUMNS present. Text columns are categories (empty = unlabelled); 0/1 columns stay binary; other
     numeric columns are split at their median over the file (the synthetic world's standard-normal
     attributes -> below/above 0, about)."""
-
     if path is None:
         return {}
     try:

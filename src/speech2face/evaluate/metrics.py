@@ -208,7 +208,6 @@ def craniofacial(points: np.ndarray) -> dict[str, np.ndarray]:
 def measure_correlations(from_voice: np.ndarray, from_face: np.ndarray, seed: int = 0) -> dict[str, dict[str, float]]:
     """Pearson r (and its two-sided p) between each measure on faces decoded from the voice and from the
     true feature; `shuffled_r`: the same with the pairing shuffled (the baseline)."""
-
     a, b = craniofacial(from_voice), craniofacial(from_face)
     order = np.random.default_rng(seed).permutation(len(from_voice))
     out = {}

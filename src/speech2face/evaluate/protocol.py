@@ -76,7 +76,6 @@ def demographics(data: str | Path, encoder_name: str, labels: dict[str, Labels],
     """Per attribute: `metrics.demographic_agreement` on the held-out speakers that have a label, the probe
     fitted on the labelled training speakers. Face images decoded (N, 3, S, S) are embedded by
     `encoder_name`, the encoder the data was prepared with."""
-
     encoder = get_encoder(encoder_name)
     embedded = {name: encoder.embed(to_uint8(images)) for name, images in (("voice", from_voice), ("true", from_true))}
     train, train_speakers = training_features(data)

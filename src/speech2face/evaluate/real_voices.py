@@ -33,7 +33,6 @@ def judge_real_voices(model: Speech2Face, recordings: int = REAL_RECORDINGS, sec
                       seed: int = 0, half: str = "measuring") -> dict[str, Any]:
     """Per held-out speaker and overall: the share of its recordings (of prompts of `half`) whose drawn face the
     judge calls the speaker's sex (chance 0.5), with each face's p(male)."""
-
     judge = Judge()
     out: dict[str, Any] = {"judge": judge.name, "chance": 0.5, "half": half, "seconds": seconds, "speakers": {}}
     right: list[bool] = []

@@ -107,7 +107,6 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 def convert_vggface(source: str | Path, target: str | Path) -> Path:
     """Check a VGG-Face state dict and write it as safetensors (loads without pickle from then on)."""
-
     state = {key: value.contiguous() for key, value in VggFace.from_file(source).state_dict().items()}
     target = Path(target)
     atomic_write(target, lambda temporary: save_file(state, str(temporary)))

@@ -156,7 +156,6 @@ class VoiceEncoder(PretrainedModel):
 
 def count_flops(config: VoiceEncoderConfig, frames: int = CLIP_FRAMES, backward: bool = False) -> int:
     """FLOPs of one clip through a model of `config`, counted on the meta device (no memory, no time)."""
-
     with torch.device("meta"):
         model = VoiceEncoder(config).train(backward)
         spec = torch.zeros(2, config.in_channels, frames, config.n_freq)  # 2: BatchNorm needs a batch

@@ -71,7 +71,6 @@ def photo_attributes(points: np.ndarray, sex: str, age: float) -> dict[str, floa
     """The world's hidden attributes of a real face: masculinity (its sign the sex; within the sex, a wider jaw is
     more masculine), age (standardised years), size (face width to height) and nose (nose width to face height),
     each clipped to [-2, 2]."""
-
     measures = craniofacial_measures(points)
     jaw_mean, jaw_sd = JAW_RATIO[sex]
     within = float(np.clip((measures["measured_jaw_width"] - jaw_mean) / jaw_sd, -2, 2))
@@ -85,7 +84,6 @@ def photo_attributes(points: np.ndarray, sex: str, age: float) -> dict[str, floa
 def photo_identities(identities: int, seed: int, strength: float, val: float, test: float, faces: str,
                      labels: str | None = None, progress: bool = True) -> tuple[list[Identity], dict[str, FacePhoto]]:
     """The world's identities on faces of the collection `faces` (a name or folder), and the photos they use."""
-
     speaker_ids = [f"syn{index:05d}" for index in range(identities)]
     held_out = [split_of(speaker, val, test) != "train" for speaker in speaker_ids]
     collection = [p for p in read_photos(faces, labels) if p.error is None]
@@ -114,7 +112,6 @@ def photo_identities(identities: int, seed: int, strength: float, val: float, te
 
 def decoder_split(identity: str) -> str:
     """The split `s2f prepare --images` puts a collection's identity in, at the demo decoder's fractions."""
-
     return split_of(identity, DECODER_SPLITS["val"], DECODER_SPLITS["test"])
 
 
@@ -147,7 +144,6 @@ def usable_photos(photos: list, needed: int, held_out: bool, judge: Any, progres
     """The first `needed` photos (in the given order) with one clear frontal face (a photo's rule, `s2f prepare
     --images`: about a tenth turn further than video frames may, and prepare refuses their clips) and a known sex;
     all of them when there are fewer. Faces are found one photo at a time and judged EMBED_BATCH at a time."""
-
     found: list[FacePhoto] = []
     batch: list[tuple] = []
     bar = tqdm(total=needed, desc="faces " + ("held out" if held_out else "training"), unit="photo",
@@ -176,7 +172,6 @@ def usable_photos(photos: list, needed: int, held_out: bool, judge: Any, progres
 
 def canvas_transform(landmarks: np.ndarray) -> np.ndarray:
     """(2, 3) map from the photo onto the world's canvas (portraits.CANVAS, the face where portraits have it)."""
-
     return crop_transform(landmarks, CANVAS, padding=CANVAS_PADDING)
 
 
@@ -198,7 +193,6 @@ def photo_base(photo: FacePhoto) -> object:
 
 def reference_population(count: int = 400) -> None:
     """Print the ratios JAW_RATIO, WIDTH_RATIO and AGE_YEARS are set from (the first `count` usable photos)."""
-
     photos = usable_photos(read_photos(CELEBA_999), count, False, Judge(), True)
     rows = [(p.sex, craniofacial_measures(canvas_landmarks(p.landmarks)), p.age) for p in photos]
     for sex in ("female", "male"):

@@ -121,7 +121,6 @@ class VoiceBank:
 
 def streamed_wav(data: bytes) -> np.ndarray:
     """espeak-ng's --stdout WAV (16-bit mono; its header cannot know the length) -> 16 kHz float32."""
-
     start = data.find(b"data")
     if data[:4] != b"RIFF" or start < 0:
         raise DataError("espeak-ng wrote no WAV data")

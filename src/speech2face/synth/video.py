@@ -27,7 +27,6 @@ def write_clip(path: Path, frames: np.ndarray, wave: np.ndarray, fps: int = FPS,
     """frames (T, H, W, 3) uint8 RGB at `fps`; wave (N,) float32 mono at 16 kHz, padded with silence to
     whole AAC frames so that decoders return exactly `padded_length(N)` samples. Written atomically.
     Single-threaded encoders, so the same input gives the same file."""
-
     def write(temporary: Path) -> None:
         with av.open(str(temporary), "w", format="mp4") as container:
             video = container.add_stream("libx264", rate=fps)

@@ -87,7 +87,6 @@ def teacher_classifier(settings: VoiceTraining, encoder_name: str, paths: list[P
         if encoder_name != "vggface":
             raise DataError(f"the shards' face encoder ({encoder_name}) has no identity classifier; "
                             "use --distill fitted or none")
-
         module = get_encoder("vggface", device=device).module
         return module.fc8, "teacher: VGG-Face fc8"  # type: ignore[union-attr]
     return fitted_classifier(paths, settings.seed).to(device), "fitted: linear head on training identities"

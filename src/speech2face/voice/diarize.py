@@ -128,7 +128,6 @@ def diarize(wave: np.ndarray, speakers: int | None = None, threshold: float = TH
             activity: Activity | None = None) -> list[Speaker]:
     """The speakers of a 16 kHz recording, in order of first appearance. AudioError when it holds no speech.
     `activity`: the detector's answer for `wave`, when the caller has it already."""
-
     activity = activity or (detector or SpeechDetector(device))(wave)
     spans = windows_in(activity.regions)
     if not activity.has_speech or not spans:
