@@ -12,7 +12,8 @@ import torch
 from speech2face import load_audio
 from speech2face.examples import melody
 from speech2face.voice.activity import SpeechDetector, regions_from
-from speech2face.voice.activity.silero import CHUNK, CONTEXT, SileroVad, chunk, weights_path
+from speech2face.voice.activity.detector import stretch
+from speech2face.voice.activity.silero import CHUNK, CONTEXT, SileroVad, weights_path
 
 SR = 16_000
 
@@ -46,7 +47,7 @@ def reference_probabilities(wave: np.ndarray) -> np.ndarray:
 def test_port_matches_the_packages_onnx_model(speech: np.ndarray) -> None:
     wave = np.concatenate([np.zeros(SR // 2, np.float32), speech, np.zeros(SR // 2, np.float32)])
     with torch.no_grad():
-        ours = SileroVad.from_package()(chunk(torch.from_numpy(wave)[None]))[0].numpy()
+        ours = SileroVad.from_package()(stretch([wave], 0, -(-len(wave) // CHUNK)))[0].numpy()
     reference = reference_probabilities(wave)
     assert ours.shape == reference.shape
     assert np.abs(ours - reference).max() < 1e-4

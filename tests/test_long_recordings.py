@@ -10,12 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-import torch
 
 from speech2face import AudioError, load_audio
 from speech2face.voice import diarize, speakers
 from speech2face.voice.activity import SpeechDetector, detector
-from speech2face.voice.activity.silero import chunk
 from speech2face.voice.audio import SAMPLE_RATE, as_wave
 
 # Runs a command from a small, fresh interpreter and prints its peak resident set (KB): a child forked from the
@@ -45,11 +43,7 @@ def test_the_detector_reads_stretch_by_stretch_as_it_reads_at_once(spoken: dict[
     speech = load_audio(spoken["long"])
     waves = [np.tile(speech, 12), speech[:1000], speech]
     assert len(waves[0]) > 2 * detector.STRETCH_CHUNKS * detector.CHUNK
-    longest = max(len(w) for w in waves)
-    batch = torch.zeros(len(waves), longest)
-    for row, wave in enumerate(waves):
-        batch[row, :len(wave)] = torch.from_numpy(wave)
-    whole = found.model(chunk(batch)).numpy()
+    whole = found.model(detector.stretch(waves, 0, -(-max(len(w) for w in waves) // detector.CHUNK))).numpy()
     for row, probabilities in enumerate(found.probabilities(waves)):
         assert len(probabilities) == -(-len(waves[row]) // detector.CHUNK)
         np.testing.assert_allclose(probabilities, whole[row, :len(probabilities)], atol=1e-5)

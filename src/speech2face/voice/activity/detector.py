@@ -109,8 +109,9 @@ def merge(intervals: list[tuple[float, float]]) -> tuple[tuple[float, float], ..
 
 
 def stretch(waves: list[np.ndarray], first: int, count: int) -> torch.Tensor:
-    """Chunks `first` .. `first + count` of each wave, as `silero.chunk` cuts the whole (B, count, CONTEXT + CHUNK):
-    zeros before the start and after the end, only that stretch copied."""
+    """Chunks `first` .. `first + count` of each wave as the network reads them, (B, count, CONTEXT + CHUNK): each
+    chunk with the CONTEXT samples before it, zeros before the start and after the end; only that stretch copied
+    (`stretch(waves, 0, n)` cuts a whole recording of n chunks)."""
     start = first * CHUNK - CONTEXT
     piece = np.zeros((len(waves), CONTEXT + count * CHUNK), np.float32)
     for row, wave in enumerate(waves):

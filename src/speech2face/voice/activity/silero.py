@@ -91,13 +91,6 @@ class SileroVad(nn.Module):
         return torch.sigmoid(self.final_conv(torch.relu(hidden).transpose(1, 2))).squeeze(1), state
 
 
-def chunk(waves: torch.Tensor) -> torch.Tensor:
-    """(B, samples) -> (B, N, CONTEXT + CHUNK): zero-padded to whole chunks, each with the CONTEXT samples
-    before it (zeros before the first)."""
-    padded = F.pad(waves, (CONTEXT, (-waves.shape[1]) % CHUNK))
-    return padded.unfold(1, CONTEXT + CHUNK, CHUNK)
-
-
 def onnx_initializers(path: Path) -> dict[str, torch.Tensor]:
     """The float initializers of an ONNX model's main graph, by name."""
     try:
