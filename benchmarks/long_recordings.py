@@ -1,8 +1,10 @@
 """Long recordings: the peak memory and speed of `s2f predict` on a made conversation of two real recorded speakers
-(10 minutes, 1 hour, 3 hours) and on 3 hours of silence, each in a process of its own; and what `s2f prepare`
-pays for the audio of one 10 s segment near the end of each conversation (`load_audio(offset=..., duration=10)`).
+(10 minutes, 1 hour, 3 hours) and on 3 hours of silence, each in a process of its own; what `s2f prepare` pays for
+the audio of one 10 s segment near the end of each conversation (`load_audio(offset=..., duration=10)`); and
+`s2f prepare --folder` on a talking-face video as long as the conversation (`--videos`: a real CelebA face, still,
+at 2 frames a second, 512 px, H.264 + AAC in MP4), which cuts the whole file into windows of speech.
 
-    python benchmarks/long_recordings.py [--lengths 10m 1h 3h] [--model demo] [--src OTHER/src]
+    python benchmarks/long_recordings.py [--lengths 10m 1h 3h] [--videos 10m 1h] [--model demo] [--src OTHER/src]
 
 The conversation: Allison (asterisk-core-sounds-en-g722) and the big fish (fillets-ng-data-cs), real recorded
 speakers of the synthetic world's sources, taking turns of 4-12 s with short pauses, written to FLAC block by
@@ -49,6 +51,16 @@ def conversation(path: Path, seconds: float, seed: int = 0) -> None:
             index += 1
 
 
+def talking_face(path: Path, audio: Path, seconds: float) -> None:
+    """A video of one still real face (000002.jpg of the packaged CelebA collection) speaking `audio`."""
+    from speech2face.data.photos import collection_folder
+
+    photo = collection_folder("celeba-999") / "000002.jpg"  # a frontal face (000001 is turned)
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-loop", "1", "-framerate", "2", "-i", str(photo), "-i",
+                    str(audio), "-vf", "scale=512:-2", "-c:v", "libx264", "-tune", "stillimage", "-pix_fmt",
+                    "yuv420p", "-c:a", "aac", "-t", str(seconds), str(path)], check=True)
+
+
 def silence(path: Path, seconds: float) -> None:
     block = np.zeros(60 * SAMPLE_RATE, np.int16)
     with soundfile.SoundFile(path, "w", SAMPLE_RATE, 1, format="FLAC", subtype="PCM_16") as out:
@@ -81,6 +93,8 @@ def main() -> None:
     parser.add_argument("--model", default="demo")
     parser.add_argument("--src", action="append", default=[], help="another tree's src/ to run as well")
     parser.add_argument("--no-silence", dest="silence", action="store_false")
+    parser.add_argument("--videos", nargs="*", default=["10m", "1h"], choices=list(LENGTHS),
+                        help="lengths of the talking-face videos for s2f prepare --folder (none: skip)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="s2f-long-") as folder:
         cases = []
@@ -97,6 +111,24 @@ def main() -> None:
         segment = ("import sys, time; from speech2face import load_audio; start = time.perf_counter(); "
                    "wave = load_audio(sys.argv[1], offset=float(sys.argv[2]), duration=10.0); "
                    "print(f'{len(wave) / 16000:.1f} s cut in {time.perf_counter() - start:.2f} s')")
+        videos = []
+        for name in args.videos:
+            audio = Path(folder) / f"conversation-{name}.flac"
+            if not audio.exists():
+                conversation(audio, LENGTHS[name])
+            (Path(folder) / f"video-{name}").mkdir()
+            talking_face(Path(folder) / f"video-{name}" / f"talk_{name}.mp4", audio, soundfile.info(audio).duration)
+            videos.append((f"prepare {name}", Path(folder) / f"video-{name}", LENGTHS[name]))
+        for label, path, seconds in videos:
+            for index, (tree, source) in enumerate(trees):
+                env = dict(os.environ)
+                if source:
+                    env["PYTHONPATH"] = str(Path(source).resolve())
+                code, wall, peak, said = run([sys.executable, "-m", "speech2face", "prepare", "--folder", str(path),
+                                              "--out", str(Path(folder) / f"shards-{label[-3:].strip()}-{index}"),
+                                              "--workers", "1", "-q"], env)
+                print(f"{label:<18}{tree[-27:]:<28}{code:>5}{peak:>13.0f}{seconds / wall:>13.1f}  {said[-150:]}",
+                      flush=True)
         for label, path, seconds in cases:
             for tree, source in trees:
                 env = dict(os.environ)

@@ -6,8 +6,9 @@
     for speaker in prediction.speakers:                  # one face per speaker, each from its own speech only
         speaker.label, speaker.turns, speaker.image
 
-The way through: load_audio -> speech check -> 6 s windows -> spectrogram -> voice encoder -> one feature
--> face decoder -> image + landmarks.
+The way through: the recording read in 60 s blocks (`voice/stream.py`; never held whole, so an hour costs the
+memory a minute does) -> speech check -> 6 s windows -> spectrogram -> voice encoder -> one feature -> face
+decoder -> image + landmarks.
 
 Windows: a recording up to 6 s is repeated to 6 s (the paper's input length). A longer one is read as
 WINDOWS_MAX 6 s windows at most, spread evenly from its start to its end (consecutive windows overlap only
@@ -50,7 +51,9 @@ from .models.voice_encoder import encode_waves
 from .registry import resolve
 from .voice import audio
 from .voice.activity import Activity, SpeechDetector
-from .voice.diarize import diarize, turns_json, windows_in
+from .voice.diarize import speakers_from, turns_json, window_reader, windows_in
+from .voice.speakers import WindowEmbedder
+from .voice.stream import Blocks, Collect, Cutter, Recording, Tee, read, sample_range
 
 WINDOWS_MAX = 8
 MIN_WINDOW_SPEECH_SECONDS = 0.5  # a 6 s window with less speech than this is skipped
@@ -97,6 +100,66 @@ class Prediction:
                 "landmarks": self.landmarks.round(3).tolist()}
 
 
+def window_ranges(samples: int) -> list[tuple[int, int]]:
+    """The sample ranges of the 6 s windows a wave of `samples` samples is read by: the whole of it up to 6 s
+    (repeated to 6 s by `SpeechWindows.clips`), else up to WINDOWS_MAX spread evenly from its start to its end."""
+    if samples <= audio.CLIP_SAMPLES:
+        return [(0, samples)]
+    count = min(WINDOWS_MAX, math.ceil(samples / audio.CLIP_SAMPLES))
+    starts = np.linspace(0, samples - audio.CLIP_SAMPLES, count).round().astype(int)
+    return [(int(start), int(start) + audio.CLIP_SAMPLES) for start in starts]
+
+
+class SpeechWindows:
+    """A reader that cuts a recording's 6 s windows (`window_ranges`) as it passes; `clips()` keeps those with
+    MIN_WINDOW_SPEECH_SECONDS of speech or more (by `activity`, known before the pass or set after it)."""
+
+    def __init__(self, samples: int, activity: Activity | None = None) -> None:
+        self.ranges = window_ranges(samples)
+        self.activity = activity
+        self.pieces = Collect()
+        self.cutter = Cutter(self.ranges, self.pieces)
+
+    def add(self, samples: np.ndarray) -> None:
+        self.cutter.add(samples)
+
+    def finish(self) -> None:
+        self.cutter.finish()
+
+    def clips(self) -> np.ndarray:
+        """(W, 96000): the windows with speech; speech spread thin: the one window that holds the most."""
+        if len(self.ranges) == 1:
+            return audio.fit_length(self.pieces.pieces[0])[None]
+        assert self.activity is not None
+        seconds = [a / audio.SAMPLE_RATE for a, _ in self.ranges]
+        speech = np.array([self.activity.speech_in(start, start + audio.CLIP_SECONDS) for start in seconds])
+        keep = np.flatnonzero(speech >= MIN_WINDOW_SPEECH_SECONDS)
+        if len(keep) == 0:
+            keep = np.array([int(speech.argmax())])
+        return np.stack([self.pieces.pieces[i] for i in keep])
+
+
+class OwnSpeech:
+    """A reader that keeps one speaker's speech as the recording passes: its turns joined, as if the speaker had
+    spoken alone, heard by the detector and cut into windows; `clips()` after the pass."""
+
+    def __init__(self, turns: tuple[tuple[float, float], ...], samples: int, detector: SpeechDetector) -> None:
+        cuts = [(start, min(stop, samples)) for start, stop in (sample_range(*turn) for turn in turns)]
+        self.listening = detector.stream()
+        self.windows = SpeechWindows(sum(stop - start for start, stop in cuts))
+        self.reader = Cutter(cuts, Blocks(Tee(self.listening, self.windows)))
+
+    def add(self, samples: np.ndarray) -> None:
+        self.reader.add(samples)
+
+    def finish(self) -> None:
+        self.reader.finish()
+        self.windows.activity = self.listening.activity
+
+    def clips(self) -> np.ndarray:
+        return self.windows.clips()
+
+
 class Speech2Face:
     """A voice encoder and the face decoder it was trained with, in eval mode on one device."""
 
@@ -139,42 +202,51 @@ class Speech2Face:
         """The 6 s windows this model reads from a recording (W, 96000), and its seconds of speech.
         Raises AudioError for what cannot be decoded, and where the detector finds no speech (silence,
         noise, tones, music)."""
-        wave, activity = self._speech(source)
-        return self._windows(wave, activity), activity.speech_seconds
+        recording = Recording(source, self.max_seconds)
+        activity = self._speech(recording)
+        windows = SpeechWindows(round(activity.seconds * audio.SAMPLE_RATE), activity)
+        read(recording, windows)
+        return windows.clips(), activity.speech_seconds
 
     def voices(self, source: AudioInput, speakers: int | None = None) -> list[Voice]:
         """A recording's speakers (first heard first), each cut into windows of its own speech only; one Voice
         over the whole recording when one speaker is found or `speakers` is 1. A speaker with less than
-        `min_speech` seconds of speech gets no Voice. AudioError as `clips`, and when no speaker has enough."""
+        `min_speech` seconds of speech gets no Voice. AudioError as `clips`, and when no speaker has enough.
+        The recording is read a block at a time, never whole: once for its speech, once for its speakers'
+        windows (and the whole recording's), and once more for each speaker's own speech when there are several."""
         if speakers is not None and speakers < 1:
             raise ValueError(f"speakers must be 1 or more, got {speakers}")
-        wave, activity = self._speech(source)
+        recording = Recording(source, self.max_seconds)
+        activity = self._speech(recording)
+        samples = round(activity.seconds * audio.SAMPLE_RATE)
+        windows = SpeechWindows(samples, activity)
         # speech in pieces too short to tell voices apart is one voice, as is a recording read as one
-        found = (diarize(wave, speakers, detector=self.detector, device=self.device, activity=activity)
-                 if speakers != 1 and windows_in(activity.regions) else [])
+        spans = windows_in(activity.regions) if speakers != 1 else []
+        embedder = WindowEmbedder(self.device)
+        read(recording, Tee(windows, window_reader(spans, embedder)))
+        found = speakers_from(embedder.vectors, spans, activity, speakers) if spans else []
         evidence = activity.evidence()
         if len(found) <= 1:
             turns = found[0].turns if found else activity.regions
-            return [Voice(self._windows(wave, activity), activity.speech_seconds, turns=turns, speech=evidence)]
+            return [Voice(windows.clips(), activity.speech_seconds, turns=turns, speech=evidence)]
         enough = [speaker for speaker in found if speaker.voiced_seconds >= self.min_speech]
         if not enough:
             heard = ", ".join(f"{s.label} {s.voiced_seconds:.1f} s" for s in found)
-            raise AudioError(f"{audio.describe_source(source)}: too little speech for a face from any of its "
+            raise AudioError(f"{recording.name}: too little speech for a face from any of its "
                              f"{len(found)} speakers ({heard}); a face needs {self.min_speech:g} s (--min-speech)")
-        voices = []
-        for speaker in enough:
-            own = np.concatenate([wave[round(a * audio.SAMPLE_RATE):round(b * audio.SAMPLE_RATE)]
-                                  for a, b in speaker.turns])
-            voices.append(Voice(self._windows(own, self.detector(own)), speaker.voiced_seconds, speaker.label,
-                                speaker.turns, evidence))
-        return voices
+        own = [OwnSpeech(speaker.turns, samples, self.detector) for speaker in enough]
+        read(recording, Tee(*own))
+        return [Voice(mine.clips(), speaker.voiced_seconds, speaker.label, speaker.turns, evidence)
+                for mine, speaker in zip(own, enough, strict=True)]
 
-    def _speech(self, source: AudioInput) -> tuple[np.ndarray, Activity]:
-        """The recording as a 16 kHz wave and where its speech is; AudioError without speech, or with less than
+    def _speech(self, recording: Recording) -> Activity:
+        """Where a recording's speech is (one pass over it); AudioError without speech, or with less than
         `min_speech` seconds of it (how much the detector found, and how sure it was, in the message)."""
-        name = audio.describe_source(source)
-        wave = audio.as_wave(source, self.max_seconds)
-        activity = self.detector(wave)
+        listening = self.detector.stream()
+        read(recording, listening)
+        activity = listening.activity
+        assert activity is not None
+        name = recording.name
         if not activity.has_speech:
             raise AudioError(f"{name}: no speech found: {activity.describe()}")
         if activity.speech_seconds < self.min_speech:
@@ -182,21 +254,7 @@ class Speech2Face:
                              f"{activity.seconds:.1f} s (speech probability at most {activity.peak:.2f}, "
                              f"{activity.confidence:.2f} on average where found); a face needs "
                              f"{self.min_speech:g} s (--min-speech)")
-        return wave, activity
-
-    def _windows(self, wave: np.ndarray, activity: Activity) -> np.ndarray:
-        """The 6 s windows (W, 96000) of a wave: repeated to 6 s, or up to WINDOWS_MAX spread over it, those with
-        little speech dropped."""
-        if len(wave) <= audio.CLIP_SAMPLES:
-            return audio.fit_length(wave)[None]
-        count = min(WINDOWS_MAX, math.ceil(len(wave) / audio.CLIP_SAMPLES))
-        starts = np.linspace(0, len(wave) - audio.CLIP_SAMPLES, count).round().astype(int)
-        seconds = audio.CLIP_SAMPLES / audio.SAMPLE_RATE
-        speech = np.array([activity.speech_in(s / audio.SAMPLE_RATE, s / audio.SAMPLE_RATE + seconds) for s in starts])
-        keep = np.flatnonzero(speech >= MIN_WINDOW_SPEECH_SECONDS)
-        if len(keep) == 0:  # speech, but spread thin: the window that holds the most
-            keep = np.array([int(speech.argmax())])
-        return np.stack([wave[starts[i]:starts[i] + audio.CLIP_SAMPLES] for i in keep])
+        return activity
 
     def features(self, clips: Sequence[np.ndarray], batch: int = 16) -> np.ndarray:
         """Per recording (its windows (W, 96000)) -> the mean of its windows' features; (N, D)."""

@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +112,8 @@ def make_encoder(settings: PrepareSettings) -> Any:
 
 
 def process_shard(job: ShardJob, settings: PrepareSettings, out: Path, threads: int | None = None) -> dict:
-    """Process, write and return the stats of one shard (its tar, failures and stats files)."""
+    """Process, write and return the stats of one shard (its tar, failures and stats files). Samples go into the
+    tar as they are made: an hour-long video's windows are never all in memory."""
     if threads is not None:
 
         torch.set_num_threads(threads)
@@ -120,53 +121,54 @@ def process_shard(job: ShardJob, settings: PrepareSettings, out: Path, threads: 
     encoder = make_encoder(settings)
     photos = [item for item in job.segments if isinstance(item, Photo)]
     segments = [item for item in job.segments if isinstance(item, Segment)]
-    samples, failures, ok = _photo_samples(photos, settings, encoder) if photos else ([], [], 0)
-    if segments:
-        made, lost, good = _segment_samples(segments, settings, encoder)
-        samples, failures, ok = samples + made, failures + lost, ok + good
+    tally = _Tally()
     tar, failures_path, stats_path = shard_files(out, job.name)
-    write_shard(tar, samples)
-    atomic_write(failures_path, lambda t: t.write_text("".join(json.dumps(f) + "\n" for f in failures)))
-    stats = {"shard": job.name, "segments": len(job.segments), "segments_ok": ok, "samples": len(samples),
-             "photos": len(photos), "failed": dict(Counter(f["reason"] for f in failures)),
-             "speech_seconds": round(sum(s.meta.get("end", 0) - s.meta.get("start", 0) for s in samples), 3),
+    write_shard(tar, tally.counted(_shard_samples(photos, segments, settings, encoder, tally)))
+    atomic_write(failures_path, lambda t: t.write_text("".join(json.dumps(f) + "\n" for f in tally.failures)))
+    stats = {"shard": job.name, "segments": len(job.segments), "segments_ok": tally.ok, "samples": tally.samples,
+             "photos": len(photos), "failed": dict(Counter(f["reason"] for f in tally.failures)),
+             "speech_seconds": round(tally.speech_seconds, 3),
              "wall_seconds": round(time.perf_counter() - start_wall, 3),
              "cpu_seconds": round(time.process_time() - start_cpu, 3), "encoder": settings.encoder}
     write_json(stats_path, stats)  # last: marks the shard done
     return stats
 
 
-def _segment_samples(segments: list[Segment], settings: PrepareSettings, encoder: Any,
-                     ) -> tuple[list[Sample], list[dict], int]:
-    """The samples of talking-face segments, their failures, and how many segments gave a sample."""
-    detector = SpeechDetector("cpu")
-    samples: list[Sample] = []
-    failures: list[dict] = []
-    ok = 0
+@dataclass
+class _Tally:
+    """A shard's samples counted as they pass into its tar, its good segments and photos, and its failures."""
+
+    samples: int = 0
+    speech_seconds: float = 0.0
+    ok: int = 0
+    failures: list[dict] = field(default_factory=list)
+
+    def counted(self, samples: Iterator[Sample]) -> Iterator[Sample]:
+        for sample in samples:
+            self.samples += 1
+            self.speech_seconds += sample.meta.get("end", 0) - sample.meta.get("start", 0)
+            yield sample
+
+
+def _shard_samples(photos: list[Photo], segments: list[Segment], settings: PrepareSettings, encoder: Any,
+                   tally: _Tally) -> Iterator[Sample]:
+    """The samples of a shard's face photos (one each), then of its talking-face segments, as they are made; the
+    others' failures, and how many photos and segments gave a sample, kept in `tally`."""
+    for made in process_photos(photos, settings, encoder, judge_or_none()) if photos else ():
+        if isinstance(made, Sample):
+            tally.ok += 1
+            yield made
+        else:
+            tally.failures.append(photo_failure(*made))
+    detector = SpeechDetector("cpu") if segments else None
     for segment in segments:
         try:
-            made, lost = process_segment(segment, settings, encoder, detector)
-            samples += made
-            failures += lost
-            ok += 1
+            yield from process_segment(segment, settings, encoder, detector, tally.failures)
+            tally.ok += 1
         except SegmentFailure as failure:
-            failures.append(failure_record(segment, failure.reason, failure.detail))
+            tally.failures.append(failure_record(segment, failure.reason, failure.detail))
         except Speech2FaceError as error:  # a model or data problem the checks above did not foresee
-            failures.append(failure_record(segment, "error", str(error)))
-    return samples, failures, ok
-
-
-def _photo_samples(photos: list[Photo], settings: PrepareSettings, encoder: Any,
-                   ) -> tuple[list[Sample], list[dict], int]:
-    """The samples of face photos (one each) and the failures of the others."""
-    samples: list[Sample] = []
-    failures: list[dict] = []
-    for made in process_photos(photos, settings, encoder, judge_or_none()):
-        if isinstance(made, Sample):
-            samples.append(made)
-        else:
-            failures.append(photo_failure(*made))
-    return samples, failures, len(samples)
+            tally.failures.append(failure_record(segment, "error", str(error)))
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,18 +1,23 @@
 """One segment of a talking-face video -> its samples: the segment cut into 6 s windows, per window the
 best frontal face of a few sampled frames (aligned, landmarks, face feature) and the window's audio; a
-window without a usable face is recorded as a failure, a segment with none raises SegmentFailure."""
+window without a usable face is recorded as a failure, a segment with none raises SegmentFailure. A whole
+file (hours, perhaps) is read as a stream and its windows made a group at a time, so that its memory does not
+grow with its length."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from ..errors import AudioError, DataError
-from ..voice.activity import SpeechDetector
+from ..voice.activity import Activity, SpeechDetector
 from ..voice.audio import SAMPLE_RATE, load_audio
+from ..voice.stream import Blocks, Collect, Cutter, Recording, Span, read
 from .choose import FrameFace, frame_face
 from .manifests import Segment
 from .media import encode_flac, media_duration, read_frames
@@ -24,6 +29,10 @@ MIN_SECONDS = 1.0  # shorter segments are failures
 MIN_WINDOW_SPEECH = 0.5  # seconds of speech a window needs (the voice detector's regions)
 MAX_PAUSE = 1.0  # seconds: speech regions of a whole file closer than this are one stretch
 END_TOLERANCE = 0.5  # a segment may end this far past the file's end (rounding in manifests) and is trimmed
+# windows whose frames are read, faces found and samples made at a time: an hour-long file's frames and audio are
+# never all in memory
+WINDOWS_PER_GROUP = 32
+Window = tuple[str, float, float]  # (sample key, start, end in seconds of the file)
 
 
 class FaceSampling(Protocol):
@@ -57,15 +66,16 @@ def windows(start: float, end: float) -> list[tuple[float, float]]:
 
 
 def _audio(segment: Segment, end: float) -> np.ndarray:
-    try:
+    with _as_segment_failure():
         wave = load_audio(segment.source, offset=segment.start, duration=end - segment.start)
-    except AudioError as error:
-        reason = "no-audio" if "no audio stream" in str(error) else "bad-audio"
-        raise SegmentFailure(reason, str(error)) from error
-    if len(wave) < (end - segment.start - 0.1) * SAMPLE_RATE:
-        raise SegmentFailure("truncated", f"{len(wave) / SAMPLE_RATE:.2f} s of audio where "
-                                          f"{end - segment.start:.2f} s were expected")
+    _check_length(segment, end, len(wave))
     return wave
+
+
+def _check_length(segment: Segment, end: float, samples: int) -> None:
+    if samples < (end - segment.start - 0.1) * SAMPLE_RATE:
+        raise SegmentFailure("truncated", f"{samples / SAMPLE_RATE:.2f} s of audio where "
+                                          f"{end - segment.start:.2f} s were expected")
 
 
 def _frame_times(start: float, end: float, count: int) -> list[float]:
@@ -90,8 +100,6 @@ def _window_faces(segment: Segment, pieces: list[tuple[float, float]], settings:
         frames = read_frames(segment.source, times)
     except DataError as error:
         raise SegmentFailure("bad-video", str(error)) from error
-    if not frames:
-        raise SegmentFailure("bad-video", "no frame could be decoded in the segment")
     results: list[list[FrameFace] | str] = []
     hint = None  # the face of the previous good frame: where to look first
     for a, b in pieces:
@@ -106,14 +114,12 @@ def _window_faces(segment: Segment, pieces: list[tuple[float, float]], settings:
     return results
 
 
-def speech_pieces(segment: Segment, wave: np.ndarray, end: float, detector: SpeechDetector,
-                  ) -> tuple[list[tuple[str, float, float]], list[dict]]:
+def speech_pieces(segment: Segment, activity: Activity, end: float) -> tuple[list[Window], list[dict]]:
     """The windows of a segment that hold speech as (sample key, start, end), and a failure record for each
-    window that does not. A segment
+    window that does not, by the detector's `activity` over the segment. A segment
     from a manifest (start and end given: AVSpeech, pairs) is cut into fixed windows; a whole file (a
     --folder video, a VoxCeleb2 clip) is cut at the detector's speech boundaries, its speech regions joined
     across pauses shorter than MAX_PAUSE and then cut into windows."""
-    activity = detector(wave)
     if not activity.has_speech:
         raise SegmentFailure("no-speech", activity.describe())
     if segment.end is None:
@@ -145,10 +151,89 @@ def _window_key(segment: Segment, index: int, count: int) -> str:
     return segment.key if count == 1 else f"{segment.key}-w{index}"
 
 
+def _window_range(segment: Segment, start: float, end: float) -> tuple[int, int]:
+    """A window's samples counted from the segment's start."""
+    first = round((start - segment.start) * SAMPLE_RATE)
+    return first, first + round((end - start) * SAMPLE_RATE)
+
+
+def _cut_windows(segment: Segment, end: float, detector: SpeechDetector,
+                 ) -> tuple[list[Window], list[dict], Iterator[np.ndarray]]:
+    """A manifest segment (seconds long), decoded at once: its windows, their failures, and their audio."""
+    wave = _audio(segment, end)
+    pieces, failures = speech_pieces(segment, detector(wave), end)
+    audio = (wave[slice(*_window_range(segment, a, b))] for _, a, b in pieces)
+    return pieces, failures, audio
+
+
+def _streamed_windows(segment: Segment, end: float, detector: SpeechDetector,
+                      ) -> tuple[list[Window], list[dict], Iterator[np.ndarray]]:
+    """A whole file (minutes or hours), read as a stream, never whole: once for its speech, then once more for
+    its windows' audio, handed on as the stream passes them."""
+    recording = Recording(segment.source)
+    stop = round((end - segment.start) * SAMPLE_RATE)
+    listening = detector.stream()
+    with _as_segment_failure():
+        read(recording, Span(round(segment.start * SAMPLE_RATE), stop, Blocks(listening)))
+    assert listening.activity is not None
+    _check_length(segment, end, round(listening.activity.seconds * SAMPLE_RATE))
+    pieces, failures = speech_pieces(segment, listening.activity, end)
+    return pieces, failures, _stream_cuts(segment, recording, stop, [_window_range(segment, a, b)
+                                                                     for _, a, b in pieces])
+
+
+def _stream_cuts(segment: Segment, recording: Recording, stop: int,
+                 ranges: list[tuple[int, int]]) -> Iterator[np.ndarray]:
+    """The audio of each window (`ranges`, from the segment's start), in order, cut as the file streams past."""
+    ready = Collect()
+    reader = Span(round(segment.start * SAMPLE_RATE), stop, Cutter(ranges, ready))
+    with _as_segment_failure():
+        for block in recording.blocks():
+            reader.add(block)
+            yield from ready.pieces
+            ready.pieces.clear()
+    reader.finish()
+    yield from ready.pieces
+
+
+@contextmanager
+def _as_segment_failure() -> Iterator[None]:
+    """An AudioError while reading a file is the segment's failure: no audio stream, or bad audio."""
+    try:
+        yield
+    except AudioError as error:
+        reason = "no-audio" if "no audio stream" in str(error) else "bad-audio"
+        raise SegmentFailure(reason, str(error)) from error
+
+
 def process_segment(segment: Segment, settings: FaceSampling, encoder: Any, detector: SpeechDetector,
-                    ) -> tuple[list[Sample], list[dict]]:
-    """The samples of one segment (one per usable window) and the failures of its other windows.
-    Raises SegmentFailure when nothing of the segment is usable."""
+                    failures: list[dict]) -> Iterator[Sample]:
+    """The samples of one segment (one per usable window), made WINDOWS_PER_GROUP windows at a time as the
+    segment's audio passes (a whole file is never held whole, nor all its frames); the failure records of its
+    other windows are appended to `failures` after its last sample. Raises SegmentFailure when nothing of the
+    segment is usable (before any sample), or when its video or audio turns out damaged midway (after the
+    samples of the windows before)."""
+    end = _checked_end(segment)
+    pieces, lost, audio = (_streamed_windows if segment.end is None else _cut_windows)(segment, end, detector)
+    made, missed = 0, []
+    for first in range(0, len(pieces), WINDOWS_PER_GROUP):
+        group = pieces[first:first + WINDOWS_PER_GROUP]
+        for item in _group_samples(segment, end, group, [next(audio) for _ in group], settings, encoder):
+            if isinstance(item, Sample):
+                made += 1
+                yield item
+            else:
+                missed.append(item)
+    if not made:
+        reasons = Counter(record["reason"] for record in missed)
+        if set(reasons) == {"no-frames"}:
+            raise SegmentFailure("bad-video", "no frame could be decoded in the segment")
+        raise SegmentFailure(reasons.most_common(1)[0][0], f"no usable face in {len(pieces)} window(s)")
+    failures += lost + missed
+
+
+def _checked_end(segment: Segment) -> float:
+    """Where the segment ends (the file's end when it names none); SegmentFailure for what cannot be read."""
     if segment.error is not None:
         reason, _, detail = segment.error.partition(": ")
         raise SegmentFailure(reason, detail)
@@ -166,34 +251,33 @@ def process_segment(segment: Segment, settings: FaceSampling, encoder: Any, dete
     end = min(end, duration)
     if end - segment.start < MIN_SECONDS:
         raise SegmentFailure("too-short", f"{end - segment.start:.2f} s")
-    wave = _audio(segment, end)
-    pieces, failures = speech_pieces(segment, wave, end, detector)
-    per_window = _window_faces(segment, [(a, b) for _, a, b in pieces], settings)
-    good_windows = [(i, f) for i, f in enumerate(per_window) if not isinstance(f, str)]
-    if not good_windows:
-        reason = Counter(f for f in per_window if isinstance(f, str)).most_common(1)[0][0]
-        raise SegmentFailure(str(reason), f"no usable face in {len(pieces)} window(s)")
-    crops = np.stack([face.crop.image for _, found in good_windows for face in found])
-    features = encoder.embed(crops)
-    samples, row = [], 0
-    for (key, a, b), found in zip(pieces, per_window, strict=True):
+    return end
+
+
+def _group_samples(segment: Segment, end: float, group: list[Window], audio: list[np.ndarray],
+                   settings: FaceSampling, encoder: Any) -> list[Sample | dict]:
+    """A group of windows -> a sample for each window with a usable face, a failure record for the others."""
+    per_window = _window_faces(segment, [(a, b) for _, a, b in group], settings)
+    good = [found for found in per_window if not isinstance(found, str)]
+    features = encoder.embed(np.stack([face.crop.image for found in good for face in found])) if good else None
+    out: list[Sample | dict] = []
+    row = 0
+    for (key, a, b), found, sound in zip(group, per_window, audio, strict=True):
         if isinstance(found, str):
-            failures.append(failure_record(segment, found, "window without a usable face", key, a, b))
+            out.append(failure_record(segment, found, "window without a usable face", key, a, b))
             continue
         feature = features[row:row + len(found)].mean(axis=0)
         row += len(found)
         best = min(found, key=lambda face: abs(face.yaw))
-        first = round((a - segment.start) * SAMPLE_RATE)
-        audio = wave[first:first + round((b - a) * SAMPLE_RATE)]
         meta = {"key": key, "speaker": segment.speaker, "source": Path(segment.source).name,
                 "start": round(a, 4), "end": round(b, 4), "segment_start": segment.start,
                 "segment_end": round(end, 4), "point": None if segment.x is None else [segment.x, segment.y],
                 "face_box": [round(v, 1) for v in (best.box.x0, best.box.y0, best.box.x1, best.box.y1)],
                 "frame_time": round(best.time, 4), "frames_used": [round(f.time, 4) for f in found],
                 "encoder": encoder.name, "image": segment.image and Path(segment.image).name}
-        samples.append(Sample(key, encode_flac(audio), jpeg_bytes(best.crop.image, settings.jpeg_quality),
-                              best.crop.landmarks, feature.astype(np.float32), meta))
-    return samples, failures
+        out.append(Sample(key, encode_flac(sound), jpeg_bytes(best.crop.image, settings.jpeg_quality),
+                          best.crop.landmarks, feature.astype(np.float32), meta))
+    return out
 
 
 def failure_record(segment: Segment, reason: str, detail: str, key: str | None = None,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,8 +57,8 @@ def npy_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def write_shard(path: Path, samples: list[Sample]) -> None:
-    """Write all samples as one tar, atomically."""
+def write_shard(path: Path, samples: Iterable[Sample]) -> None:
+    """Write the samples as one tar, atomically, each as it comes (an iterator is never held whole)."""
     def write(temporary: Path) -> None:
         with tarfile.open(temporary, "w", format=tarfile.USTAR_FORMAT) as archive:
             for sample in samples:

@@ -10,6 +10,7 @@ import io
 import math
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -19,7 +20,7 @@ import soxr
 import torch
 
 from ..errors import AudioError
-from .containers import AudioSource, check_complete, declared_seconds, ogg_is_unfinished, packet_time, riff_is_cut
+from .containers import AudioSource, Decoded, audio_stream, check_decoded, packet_time
 
 SAMPLE_RATE = 16_000  # Hz, the paper's rate
 WIN_LENGTH = 400  # samples per frame: 25 ms
@@ -29,6 +30,8 @@ N_FREQ = N_FFT // 2 + 1  # 257 frequency bins
 COMPRESSION_POWER = 0.3  # sgn(x) |x|^0.3 on real and imaginary parts separately
 CLIP_SECONDS = 6.0  # the paper's input length
 CLIP_SAMPLES = int(CLIP_SECONDS * SAMPLE_RATE)  # 96,000
+BLOCK_SECONDS = 60  # a long recording is read this much at a time (its memory stays flat)
+BLOCK_SAMPLES = BLOCK_SECONDS * SAMPLE_RATE  # 960,000: 1875 chunks of the speech detector
 
 
 def num_frames(num_samples: int) -> int:
@@ -61,7 +64,7 @@ def describe_source(source: AudioSource | np.ndarray) -> str:
     return str(getattr(source, "name", "<file object>"))
 
 
-def _open_input(source: AudioSource, name: str) -> av.container.InputContainer:
+def open_input(source: AudioSource, name: str) -> av.container.InputContainer:
     """Open a container, turning every way a path can be wrong into an AudioError."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
@@ -88,14 +91,14 @@ def _open_input(source: AudioSource, name: str) -> av.container.InputContainer:
         raise AudioError(f"{name}: cannot be read ({error})") from error
 
 
-def _decode_mono(container: av.container.InputContainer, stream: av.AudioStream, name: str,
-                 max_seconds: float | None, declared: float | None = None, sr: int = SAMPLE_RATE,
-                 limit_seconds: float | None = None, seek: float = 0.0) -> tuple[np.ndarray, int, int, float]:
-    """The samples of `stream` (up to `max_seconds`) as float32 mono, resampled to `sr` as they are decoded (soxr's
-    streaming resampler: the same samples as resampling the whole, without a copy at the stream's own rate);
-    the stream's rate, how many samples it gave at that rate, and the time (from the stream's start) of the first
-    one: 0, or about `seek` when the decode starts there (`seek` > 0: from the packet at or before it). AudioError
-    when decoding outlasts its time limit (see _DECODE_BASE_SECONDS), or the audio runs past `limit_seconds`."""
+def decode_pieces(container: av.container.InputContainer, stream: av.AudioStream, name: str,
+                   max_seconds: float | None, declared: float | None, found: Decoded, sr: int = SAMPLE_RATE,
+                   limit_seconds: float | None = None, seek: float = 0.0) -> Iterator[np.ndarray]:
+    """The samples of `stream` (up to `max_seconds`) as float32 mono pieces, resampled to `sr` as they are decoded
+    (soxr's streaming resampler: the same samples as resampling the whole); `found` filled in as they come. The
+    first sample lies at 0, or about `seek` when the decode starts there (`seek` > 0: from the packet at or before
+    it). AudioError when decoding outlasts its time limit (see _DECODE_BASE_SECONDS), or the audio runs past
+    `limit_seconds`."""
     origin = float(stream.start_time * stream.time_base) if stream.start_time is not None and stream.time_base else 0.0
     first: float | None = 0.0
     if seek > 0 and stream.time_base:
@@ -107,20 +110,13 @@ def _decode_mono(container: av.container.InputContainer, stream: av.AudioStream,
     # Converts any sample format (u8, s16, s32, s64, flt, dbl; packed or planar) to float planar,
     # keeping the rate and channels: mixing and resampling are done here, explicitly.
     to_float = av.AudioResampler(format="fltp")
-    # room for what the file declares (or what was asked for; else the limit), never more than the limit or, without
-    # one, an hour up front (a header may claim days); np.empty's untouched pages cost no memory
-    ceiling = limit_seconds or _UNLIMITED_RESERVE_SECONDS
-    expected = max_seconds if max_seconds is not None else declared + 1.0 if declared else ceiling
-    samples = _Samples(round(min(expected, ceiling) * sr))
-    rate = stream.rate or 0
-    total = 0
+    found.rate = stream.rate or 0
     to_rate: soxr.ResampleStream | None = None
     deadline = time.monotonic() + _DECODE_BASE_SECONDS + _DECODE_SECONDS_PER_AUDIO_SECOND * (declared or 0.0)
-
     skip = 0  # after a seek: samples dropped so that the first kept one lies on the whole decode's 16 kHz grid
 
-    def keep(frames: list[av.AudioFrame]) -> None:
-        nonlocal total, to_rate, first, skip
+    def keep(frames: list[av.AudioFrame]) -> Iterator[np.ndarray]:
+        nonlocal to_rate, first, skip
         for converted in frames:
             if first is None:
                 if converted.time is None or converted.time - origin > seek + SEEK_LEAD_SECONDS / 2:
@@ -128,36 +124,36 @@ def _decode_mono(container: av.container.InputContainer, stream: av.AudioStream,
                 index = max(0, round((converted.time - origin) * converted.sample_rate))
                 grid = converted.sample_rate // math.gcd(converted.sample_rate, sr)  # source samples per shared tick
                 skip = -index % grid
-                first = (index + skip) / converted.sample_rate
+                first = found.first = (index + skip) / converted.sample_rate
             mono = converted.to_ndarray().mean(axis=0, dtype=np.float32)
             if skip:
                 mono, skip = mono[skip:], max(0, skip - mono.size)
-            total += mono.size
+            found.total += mono.size
             if converted.sample_rate != sr and to_rate is None:
                 to_rate = soxr.ResampleStream(converted.sample_rate, sr, 1, dtype="float32", quality="HQ")
-            samples.add(mono if to_rate is None else to_rate.resample_chunk(mono))
+            yield mono if to_rate is None else to_rate.resample_chunk(mono)
 
     try:
         for packet in container.demux(stream):
             if packet.is_corrupt:  # the demuxer read less than the packet's size: the file ends early
                 raise AudioError(f"{name}: truncated or corrupt: a packet at {packet_time(packet)} is incomplete")
             for frame in packet.decode():
-                rate = frame.sample_rate
-                keep(to_float.resample(frame))
-            if max_seconds is not None and rate and first is not None and total >= (max_seconds - first) * rate:
+                found.rate = frame.sample_rate
+                yield from keep(to_float.resample(frame))
+            rate = found.rate
+            if max_seconds is not None and rate and first is not None and found.total >= (max_seconds - first) * rate:
                 break
-            if limit_seconds is not None and rate and total > limit_seconds * rate:
+            if limit_seconds is not None and rate and found.total > limit_seconds * rate:
                 raise AudioError(f"{name}: longer than {limit_seconds:g} s, the limit (--max-seconds)")
             if time.monotonic() > deadline:
                 raise AudioError(f"{name}: decoding outlasted its time limit: a damaged or pathological stream")
-        keep(to_float.resample(None))
+        yield from keep(to_float.resample(None))
         if to_rate is not None:
-            samples.add(to_rate.resample_chunk(np.zeros(0, np.float32), last=True))
+            yield to_rate.resample_chunk(np.zeros(0, np.float32), last=True)
     except av.error.FFmpegError as error:
         raise AudioError(f"{name}: corrupt audio data ({error.strerror})") from error
     except UnicodeDecodeError as error:  # PyAV failed to decode FFmpeg's message about damaged data
         raise AudioError(f"{name}: corrupt audio data") from error
-    return samples.samples(), rate, total, first or 0.0
 
 
 class _SeekMissed(Exception):
@@ -215,37 +211,27 @@ def _load(source: AudioSource, sr: int, offset: float, duration: float | None, l
           seek: float) -> np.ndarray:
     """`load_audio`'s work, decoding from `seek` seconds (0: the start)."""
     name = describe_source(source)
-    with _open_input(source, name) as container:
-        if not container.streams.audio:
-            kinds = sorted({s.type for s in container.streams}) or ["no streams"]
-            raise AudioError(f"{name}: has no audio stream (found: {', '.join(kinds)})")
-        stream = container.streams.audio[0]
-        declared, tagged = declared_seconds(container, stream)
-        if stream.codec_context is None:  # a damaged header can leave a stream without a decoder
-            raise AudioError(f"{name}: truncated or corrupt: its audio stream has no decoder")
-        codec = stream.codec_context.name
-        if limit_seconds is not None and declared is not None and declared > limit_seconds:
-            raise AudioError(f"{name}: {declared:.0f} s long, over the limit of {limit_seconds:g} s (--max-seconds)")
-        max_seconds = None if duration is None else offset + duration
-        wave, rate, decoded, first = _decode_mono(container, stream, name, max_seconds, declared, sr, limit_seconds,
-                                                  seek)
-        formats = container.format.name.split(",")
-    if seek > 0 and wave.size == 0:
-        raise _SeekMissed  # nothing after the seek point: the start-to-end decode says why
-    if wave.size == 0 or rate <= 0:
-        raise AudioError(f"{name}: contains no audio samples")
-    if max_seconds is None:
-        check_complete(name, first + decoded / rate, declared, codec, tagged)
-    if "ogg" in formats and ogg_is_unfinished(source):
-        raise AudioError(f"{name}: truncated: the Ogg stream has no end-of-stream page")
-    if "avi" in formats and riff_is_cut(source):
-        raise AudioError(f"{name}: truncated: the file is shorter than its AVI header says")
+    max_seconds = None if duration is None else offset + duration
+    with open_input(source, name) as container:
+        stream, declared, tagged = audio_stream(container, name, limit_seconds)
+        found = Decoded()
+        # room for what the file declares (or what was asked for; else the limit), never more than the limit or,
+        # without one, an hour up front (a header may claim days); np.empty's untouched pages cost no memory
+        ceiling = limit_seconds or _UNLIMITED_RESERVE_SECONDS
+        expected = max_seconds if max_seconds is not None else declared + 1.0 if declared else ceiling
+        samples = _Samples(round(min(expected, ceiling) * sr))
+        for piece in decode_pieces(container, stream, name, max_seconds, declared, found, sr, limit_seconds, seek):
+            samples.add(piece)
+        wave = samples.samples()
+        if seek > 0 and wave.size == 0:
+            raise _SeekMissed  # nothing after the seek point: the start-to-end decode says why
+        check_decoded(source, name, container, stream, found, declared, tagged, whole=max_seconds is None)
     if not np.isfinite(wave).all():
         raise AudioError(f"{name}: audio holds NaN or infinite samples")
-    start = round((offset - first) * sr)
+    start = round((offset - found.first) * sr)
     stop = None if duration is None else start + round(duration * sr)
     if start >= wave.size:
-        length = first + wave.size / sr
+        length = found.first + wave.size / sr
         raise AudioError(f"{name}: offset {offset:.2f} s is past the end of the audio ({length:.2f} s)")
     wave = wave[start:stop]
     return np.clip(wave, -1.0, 1.0, out=wave)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import BinaryIO, Union
 
 import av
@@ -103,3 +104,43 @@ def check_complete(name: str, decoded: float, declared: float | None, codec: str
     shortfall_allowed = EXACT_SLACK_SECONDS if exact else (1 - share) * declared + slack
     if decoded < declared - shortfall_allowed:
         raise AudioError(f"{name}: truncated or corrupt: decoded {decoded:.2f} s of the {declared:.2f} s it declares")
+
+
+@dataclass
+class Decoded:
+    """What a decode found as it ran: the stream's rate, how many samples it gave at that rate, and the time (from
+    the stream's start) of the first one."""
+
+    rate: int = 0
+    total: int = 0
+    first: float = 0.0
+
+
+def audio_stream(container: av.container.InputContainer, name: str, limit_seconds: float | None,
+                  ) -> tuple[av.AudioStream, float | None, bool]:
+    """The container's first audio stream, the seconds it declares (None where it does not) and whether a
+    Matroska tag declared them; AudioError without one, without a decoder, or declared over `limit_seconds`."""
+    if not container.streams.audio:
+        kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+        raise AudioError(f"{name}: has no audio stream (found: {', '.join(kinds)})")
+    stream = container.streams.audio[0]
+    declared, tagged = declared_seconds(container, stream)
+    if stream.codec_context is None:  # a damaged header can leave a stream without a decoder
+        raise AudioError(f"{name}: truncated or corrupt: its audio stream has no decoder")
+    if limit_seconds is not None and declared is not None and declared > limit_seconds:
+        raise AudioError(f"{name}: {declared:.0f} s long, over the limit of {limit_seconds:g} s (--max-seconds)")
+    return stream, declared, tagged
+
+
+def check_decoded(source: AudioSource, name: str, container: av.container.InputContainer, stream: av.AudioStream,
+                   found: Decoded, declared: float | None, tagged: bool, whole: bool) -> None:
+    """AudioError where a decode gave nothing, or (`whole`: read to its end) less than the file says it holds."""
+    if found.total == 0 or found.rate <= 0:
+        raise AudioError(f"{name}: contains no audio samples")
+    if whole:
+        check_complete(name, found.first + found.total / found.rate, declared, stream.codec_context.name, tagged)
+    formats = container.format.name.split(",")
+    if "ogg" in formats and ogg_is_unfinished(source):
+        raise AudioError(f"{name}: truncated: the Ogg stream has no end-of-stream page")
+    if "avi" in formats and riff_is_cut(source):
+        raise AudioError(f"{name}: truncated: the file is shorter than its AVI header says")

@@ -1,6 +1,6 @@
 """Who speaks when: speech regions (the VAD) -> 1.5 s windows -> speaker vectors (`speakers`) -> clustering.
 
-    found = diarize(wave)                         # a 16 kHz wave; or diarize(wave, speakers=2)
+    found = diarize(wave)                         # a 16 kHz wave or a stream.Recording; or speakers=2
     for speaker in found:                         # in order of first appearance
         speaker.label, speaker.turns, speaker.voiced_seconds
 
@@ -22,7 +22,7 @@ import torch
 from ..errors import AudioError
 from . import speakers as speaker_encoder
 from .activity import Activity, SpeechDetector, merge
-from .audio import SAMPLE_RATE
+from .stream import Cutter, Recording, read, sample_range
 
 WINDOW_SECONDS = 1.5
 HOP_SECONDS = 0.75
@@ -123,17 +123,33 @@ def fold_small(labels: np.ndarray, vectors: np.ndarray, seconds: np.ndarray) -> 
         labels[labels == smallest] = max(centroids, key=lambda c: float(centroids[c] @ mine))
 
 
-def diarize(wave: np.ndarray, speakers: int | None = None, threshold: float = THRESHOLD,
+def diarize(source: np.ndarray | Recording, speakers: int | None = None, threshold: float = THRESHOLD,
             detector: SpeechDetector | None = None, device: str | torch.device | None = None,
             activity: Activity | None = None) -> list[Speaker]:
-    """The speakers of a 16 kHz recording, in order of first appearance. AudioError when it holds no speech.
-    `activity`: the detector's answer for `wave`, when the caller has it already."""
-    activity = activity or (detector or SpeechDetector(device))(wave)
+    """The speakers of a recording (a 16 kHz wave, or a `Recording` read a block at a time), in order of first
+    appearance. AudioError when it holds no speech. `activity`: the detector's answer for it, when the caller
+    has it already."""
+    recording = source if isinstance(source, Recording) else Recording(source)
+    if activity is None:
+        listening = (detector or SpeechDetector(device)).stream()
+        read(recording, listening)
+        activity = listening.activity
     spans = windows_in(activity.regions)
     if not activity.has_speech or not spans:
         raise AudioError(f"no speech to tell speakers apart: {activity.describe()}")
-    pieces = [wave[round(a * SAMPLE_RATE):round(b * SAMPLE_RATE)] for a, b in spans]
-    vectors = speaker_encoder.embed_windows(pieces, device=device)
+    embedder = speaker_encoder.WindowEmbedder(device)
+    read(recording, window_reader(spans, embedder))
+    return speakers_from(embedder.vectors, spans, activity, speakers, threshold)
+
+
+def window_reader(spans: list[tuple[float, float]], embedder: speaker_encoder.WindowEmbedder) -> Cutter:
+    """A reader that hands each window of `spans` (`windows_in`) to the speaker encoder as the recording passes."""
+    return Cutter([sample_range(a, b) for a, b in spans], embedder)
+
+
+def speakers_from(vectors: np.ndarray, spans: list[tuple[float, float]], activity: Activity,
+                  speakers: int | None = None, threshold: float = THRESHOLD) -> list[Speaker]:
+    """The speakers that the windows' vectors (N, 256) of `spans` make, clustered, in order of first appearance."""
     owned = owned_spans(spans)
     seconds = np.array([activity.speech_in(a, b) for a, b in owned])
     labels = cluster(vectors, speakers, threshold)

@@ -164,11 +164,39 @@ def embed_windows(waves: Sequence[AudioSource | np.ndarray], device: str | torch
                   batch: int = 64) -> np.ndarray:
     """(N, 256) unit d-vectors, one per window or utterance: each one's 1.6 s partials, batched together
     through the network, averaged and normalised. Quiet recordings are raised to -30 dBFS first. Read
-    WINDOWS_PER_PASS at a time, so that the hours of a long recording's windows never sit in memory as mels."""
-    if not waves:
-        return np.zeros((0, EMBEDDING), np.float32)
-    return np.concatenate([_embed_group(waves[first:first + WINDOWS_PER_PASS], device, batch)
-                           for first in range(0, len(waves), WINDOWS_PER_PASS)])
+    WINDOWS_PER_PASS at a time (`WindowEmbedder`), so that the hours of a long recording's windows never sit in
+    memory as mels."""
+    embedder = WindowEmbedder(device, batch)
+    for wave in waves:
+        embedder.add(wave)
+    embedder.finish()
+    return embedder.vectors
+
+
+class WindowEmbedder:
+    """A reader (`stream.Reader`) of windows handed in one at a time, embedded WINDOWS_PER_PASS at a time as they
+    come; `.vectors` (N, 256) after `finish`."""
+
+    def __init__(self, device: str | torch.device | None = None, batch: int = 64) -> None:
+        self.device, self.batch = device, batch
+        self.waiting: list[AudioSource | np.ndarray] = []
+        self.done: list[np.ndarray] = []
+        self.vectors = np.zeros((0, EMBEDDING), np.float32)
+
+    def add(self, wave: AudioSource | np.ndarray) -> None:
+        self.waiting.append(wave)
+        if len(self.waiting) >= WINDOWS_PER_PASS:
+            self._embed_waiting()
+
+    def finish(self) -> None:
+        self._embed_waiting()
+        if self.done:
+            self.vectors = np.concatenate(self.done)
+
+    def _embed_waiting(self) -> None:
+        if self.waiting:
+            self.done.append(_embed_group(self.waiting, self.device, self.batch))
+        self.waiting = []
 
 
 def _embed_group(waves: Sequence[AudioSource | np.ndarray], device: str | torch.device | None,

@@ -21,9 +21,9 @@ import torch
 
 from ...devices import pick_device
 from ...errors import ModelError
-from ..audio import SAMPLE_RATE
+from ..audio import BLOCK_SAMPLES, SAMPLE_RATE
 from . import periodicity
-from .silero import CHUNK, CONTEXT, SileroVad
+from .silero import CHUNK, CONTEXT, LstmState, SileroVad
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ PAD = 0.03  # seconds added on each side of a region
 MIN_SPEECH_SECONDS = 0.3  # a recording with less speech than this has none
 SILENT_DBFS = -60.0  # quieter than this (RMS over the recording): silent
 CHUNK_SECONDS = CHUNK / SAMPLE_RATE
-STRETCH_CHUNKS = 1875  # 60 s: the network reads a long recording a minute at a time (its memory stays flat)
+STRETCH_CHUNKS = BLOCK_SAMPLES // CHUNK  # 1875, 60 s: the network reads a long recording a block at a time
 
 
 @dataclass(frozen=True)
@@ -120,11 +120,30 @@ def stretch(waves: list[np.ndarray], first: int, count: int) -> torch.Tensor:
     return torch.from_numpy(piece).unfold(1, CONTEXT + CHUNK, CHUNK)
 
 
-def level_dbfs(wave: np.ndarray, block: int = 1 << 20) -> float:
+def level_dbfs(wave: np.ndarray) -> float:
     """RMS level in dBFS, summed in float64 a block at a time (no float64 copy of a long recording)."""
-    energy = sum(float(np.square(wave[i:i + block], dtype=np.float64).sum()) for i in range(0, len(wave), block))
-    rms = float(np.sqrt(energy / len(wave))) if len(wave) else 0.0
+    return _decibels(sum(_energy(wave[i:i + BLOCK_SAMPLES]) for i in range(0, len(wave), BLOCK_SAMPLES)), len(wave))
+
+
+def _energy(samples: np.ndarray) -> float:
+    return float(np.square(samples, dtype=np.float64).sum())
+
+
+def _decibels(energy: float, samples: int) -> float:
+    rms = float(np.sqrt(energy / samples)) if samples else 0.0
     return 20 * np.log10(max(rms, 1e-10))
+
+
+def _activity(probabilities: np.ndarray, samples: int, level: float) -> Activity:
+    """What the network's probabilities say of a recording of `samples` samples at `level` dBFS."""
+    seconds = samples / SAMPLE_RATE
+    regions = regions_from(probabilities, seconds)
+    inside = np.zeros(len(probabilities), bool)
+    for a, b in regions:
+        inside[int(a / CHUNK_SECONDS):int(np.ceil(b / CHUNK_SECONDS))] = True
+    return Activity(speech_seconds=round(sum(b - a for a, b in regions), 3), seconds=seconds, regions=regions,
+                    peak=float(probabilities.max(initial=0.0)), level_dbfs=level,
+                    confidence=float(probabilities[inside].mean()) if inside.any() else 0.0)
 
 
 class SpeechDetector:
@@ -159,18 +178,13 @@ class SpeechDetector:
             return []
         if self.model is None:
             return [self._fallback(wave) for wave in waves]
-        out = []
-        for wave, probabilities in zip(waves, self.probabilities(waves), strict=True):
-            seconds = len(wave) / SAMPLE_RATE
-            regions = regions_from(probabilities, seconds)
-            inside = np.zeros(len(probabilities), bool)
-            for a, b in regions:
-                inside[int(a / CHUNK_SECONDS):int(np.ceil(b / CHUNK_SECONDS))] = True
-            out.append(Activity(speech_seconds=round(sum(b - a for a, b in regions), 3), seconds=seconds,
-                                regions=regions, peak=float(probabilities.max(initial=0.0)),
-                                level_dbfs=level_dbfs(wave),
-                                confidence=float(probabilities[inside].mean()) if inside.any() else 0.0))
-        return out
+        return [_activity(probabilities, len(wave), level_dbfs(wave))
+                for wave, probabilities in zip(waves, self.probabilities(waves), strict=True)]
+
+    def stream(self) -> DetectorStream:
+        """A reader (`stream.Reader`) for one recording handed in blocks of BLOCK_SAMPLES: `.activity` after
+        `finish` is what calling the detector on the whole recording gives."""
+        return DetectorStream(self)
 
     def __call__(self, wave: np.ndarray) -> Activity:
         return self.batch([wave])[0]
@@ -183,6 +197,45 @@ class SpeechDetector:
         return Activity(speech_seconds=found.voiced_seconds, seconds=found.seconds, regions=regions,
                         peak=1.0 if found.voiced_seconds else 0.0, level_dbfs=level_dbfs(wave), method=self.method,
                         confidence=1.0 if found.voiced_seconds else 0.0)
+
+
+class DetectorStream:
+    """The detector over a recording that passes a block at a time (each BLOCK_SAMPLES long but the last): the
+    network reads each block as one stretch, with the CONTEXT samples before it and the state carried, as it
+    reads a whole recording; the level is summed block by block. The fallback keeps the blocks and checks the
+    whole (it has no state to carry)."""
+
+    def __init__(self, detector: SpeechDetector) -> None:
+        self.detector = detector
+        self.state: LstmState | None = None
+        self.before = np.zeros(CONTEXT, np.float32)  # the last CONTEXT samples of the block before
+        self.probabilities: list[np.ndarray] = []
+        self.kept: list[np.ndarray] = []  # the fallback's blocks
+        self.samples, self.energy = 0, 0.0
+        self.activity: Activity | None = None
+
+    @torch.no_grad()
+    def add(self, block: np.ndarray) -> None:
+        if self.samples % BLOCK_SAMPLES:
+            raise ValueError("only the last block may be shorter than BLOCK_SAMPLES")
+        self.samples += block.size
+        self.energy += _energy(block)
+        if self.detector.model is None:
+            self.kept.append(np.array(block, np.float32))
+            return
+        piece = np.zeros((1, CONTEXT + BLOCK_SAMPLES), np.float32)
+        piece[0, :CONTEXT], piece[0, CONTEXT:CONTEXT + block.size] = self.before, block
+        chunks = torch.from_numpy(piece).unfold(1, CONTEXT + CHUNK, CHUNK).to(self.detector.device)
+        probabilities, self.state = self.detector.model.stream(chunks, self.state)
+        self.probabilities.append(probabilities[0, :-(-block.size // CHUNK)].cpu().numpy())
+        self.before = piece[0, block.size:block.size + CONTEXT].copy()
+
+    def finish(self) -> None:
+        if self.detector.model is None:
+            self.activity = self.detector(np.concatenate(self.kept) if self.kept else np.zeros(0, np.float32))
+            return
+        probabilities = np.concatenate(self.probabilities) if self.probabilities else np.zeros(0, np.float32)
+        self.activity = _activity(probabilities, self.samples, _decibels(self.energy, self.samples))
 
 
 def speech_activity(wave: np.ndarray, detector: SpeechDetector | None = None) -> Activity:
