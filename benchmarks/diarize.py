@@ -13,8 +13,8 @@ one speaker.
 The measurement uses other recordings (seed 3): the 6 recorded sources and the 2 held-out speakers, `--recordings`
 each; conversations made of two real speakers taking turns (`examples.conversation`: a man and a woman, Carlo and
 Menardi; two women, Menardi and Allison; two men, Carlo and the big fish) scored by the share of speech time given
-to the right speaker; and pyannote.audio's real two-speaker sample (fetched with pip like the tests' photos; its
-.rttm gives the reference turns).
+to the right speaker (the reference: where each turn's own recording holds speech); and pyannote.audio's real
+two-speaker sample (fetched with pip like the tests' photos; its .rttm gives the reference turns).
 """
 
 from __future__ import annotations
@@ -62,11 +62,14 @@ def two_speakers() -> tuple[np.ndarray, list[tuple[float, float, str]]]:
 
 
 def made_conversation(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
-    """`examples.conversation` of two recordings, and its reference turns."""
+    """`examples.conversation` of two recordings, and its reference turns: where each turn's own recording holds
+    speech (the detector on that piece alone, before mixing), so that the pauses between a speaker's joined
+    utterances, which no one is speaking, are not scored as speech given to no one."""
+    detector = SpeechDetector("cpu")
     halves = np.array_split(first, 2), np.array_split(second, 2)
     turns, start = [], 0.0
     for piece, name in ((halves[0][0], "a"), (halves[1][0], "b"), (halves[0][1], "a"), (halves[1][1], "b")):
-        turns.append((start, start + len(piece) / SAMPLE_RATE, name))
+        turns += [(start + a, start + b, name) for a, b in detector(piece).regions]
         start += len(piece) / SAMPLE_RATE + TURN_GAP_SECONDS
     return conversation(first, second), turns
 
