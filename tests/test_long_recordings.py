@@ -196,6 +196,27 @@ def test_a_conversation_read_block_by_block_gives_what_the_whole_gives(
         np.testing.assert_allclose(model.features([voice.clips]), model.features([clips]), atol=1e-5)
 
 
+def test_predicting_a_long_recording_shows_each_pass(
+        conversation: tuple[np.ndarray, list[tuple[float, float, str]]], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`s2f predict`'s progress (here shown at once, not after 2 s): the three passes over a conversation, each
+    with the minutes it has read, the later ones out of the minutes the first counted."""
+    from speech2face.predict import predict_files
+    from speech2face.voice import stream
+
+    path = tmp_path / "talk.flac"
+    soundfile.write(path, conversation[0], SAMPLE_RATE, subtype="PCM_16")
+    monkeypatch.setattr(stream, "PROGRESS_AFTER_SECONDS", 0.0)
+    result = predict_files(Speech2Face.from_pretrained("demo", device="cpu"), [path], tmp_path / "faces",
+                           progress=True)
+    shown = capsys.readouterr().err
+    assert len(result.written) == 1 and len(result.written[0]["images"]) == 2
+    minutes = -(-len(conversation[0]) // BLOCK_SAMPLES)
+    for label in ("finding speech", "telling speakers apart", "each speaker's own speech"):
+        assert f"talk.flac: {label}" in shown, shown
+    assert f"/{minutes} [" in shown  # the later passes know how many minutes there are
+
+
 def test_a_long_talking_face_video_is_prepared_a_group_of_windows_at_a_time(
         conversation: tuple[np.ndarray, list[tuple[float, float, str]]], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:

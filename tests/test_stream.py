@@ -26,17 +26,24 @@ def test_a_stream_is_the_recording_load_audio_gives(media: dict[str, Path], name
     np.testing.assert_array_equal(streamed(media[name]), s2f.load_audio(media[name]))
 
 
-def test_a_recording_of_many_blocks_streams_sample_for_sample(tmp_path: Path, media: dict[str, Path]) -> None:
-    """A 2.6-minute 44.1 kHz stereo FLAC (resampled and mixed as it is read): the blocks joined are load_audio's
-    wave, bit for bit; as bytes, as a file object and as an array too."""
+@pytest.fixture(scope="module")
+def long_flac(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2.6-minute 44.1 kHz stereo FLAC of noise: three blocks once resampled."""
     import soundfile
 
     rng = np.random.default_rng(0)
-    seconds, rate = 156, 44_100
-    path = tmp_path / "long.flac"
+    rate = 44_100
+    path = tmp_path_factory.mktemp("stream") / "long.flac"
     with soundfile.SoundFile(path, "w", rate, 2, format="FLAC", subtype="PCM_16") as out:
-        for _ in range(seconds // 12):
+        for _ in range(13):
             out.write((rng.standard_normal((12 * rate, 2)) * 0.1).clip(-1, 1))
+    return path
+
+
+def test_a_recording_of_many_blocks_streams_sample_for_sample(long_flac: Path) -> None:
+    """A 2.6-minute 44.1 kHz stereo FLAC (resampled and mixed as it is read): the blocks joined are load_audio's
+    wave, bit for bit; as bytes, as a file object and as an array too."""
+    path, seconds = long_flac, 156
     whole = s2f.load_audio(path)
     assert whole.size == seconds * SAMPLE_RATE > 2 * BLOCK_SAMPLES
     np.testing.assert_array_equal(streamed(path), whole)
@@ -120,3 +127,18 @@ def test_cutter_and_blocks_cut_what_slicing_the_whole_cuts() -> None:
                 np.testing.assert_array_equal(cut, whole[a:b])
     with pytest.raises(ValueError, match="sorted"):
         Cutter([(10, 20), (5, 30)], Collect())
+
+
+def test_a_long_pass_shows_how_far_it_has_read(long_flac: Path, capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bar on stderr once a pass runs PROGRESS_AFTER_SECONDS (here at once): minutes read, out of the minutes the
+    pass before counted; none without a label."""
+    from speech2face.voice import stream
+
+    monkeypatch.setattr(stream, "PROGRESS_AFTER_SECONDS", 0.0)
+    recording = Recording(long_flac)
+    read(recording, Collect())
+    assert capsys.readouterr().err == "" and recording.blocks_read == 3
+    read(recording, Collect(), "reading")
+    shown = capsys.readouterr().err
+    assert "long.flac: reading" in shown and "/3 [" in shown and "min/s" in shown, shown  # out of 3 minutes

@@ -208,22 +208,23 @@ class Speech2Face:
         read(recording, windows)
         return windows.clips(), activity.speech_seconds
 
-    def voices(self, source: AudioInput, speakers: int | None = None) -> list[Voice]:
+    def voices(self, source: AudioInput, speakers: int | None = None, progress: bool = False) -> list[Voice]:
         """A recording's speakers (first heard first), each cut into windows of its own speech only; one Voice
         over the whole recording when one speaker is found or `speakers` is 1. A speaker with less than
         `min_speech` seconds of speech gets no Voice. AudioError as `clips`, and when no speaker has enough.
         The recording is read a block at a time, never whole: once for its speech, once for its speakers'
-        windows (and the whole recording's), and once more for each speaker's own speech when there are several."""
+        windows (and the whole recording's), and once more for each speaker's own speech when there are several.
+        `progress`: a bar per pass (on stderr) once a pass runs longer than a couple of seconds."""
         if speakers is not None and speakers < 1:
             raise ValueError(f"speakers must be 1 or more, got {speakers}")
         recording = Recording(source, self.max_seconds)
-        activity = self._speech(recording)
+        activity = self._speech(recording, "finding speech" if progress else None)
         samples = round(activity.seconds * audio.SAMPLE_RATE)
         windows = SpeechWindows(samples, activity)
         # speech in pieces too short to tell voices apart is one voice, as is a recording read as one
         spans = windows_in(activity.regions) if speakers != 1 else []
         embedder = WindowEmbedder(self.device)
-        read(recording, Tee(windows, window_reader(spans, embedder)))
+        read(recording, Tee(windows, window_reader(spans, embedder)), "telling speakers apart" if progress else None)
         found = speakers_from(embedder.vectors, spans, activity, speakers) if spans else []
         evidence = activity.evidence()
         if len(found) <= 1:
@@ -235,15 +236,15 @@ class Speech2Face:
             raise AudioError(f"{recording.name}: too little speech for a face from any of its "
                              f"{len(found)} speakers ({heard}); a face needs {self.min_speech:g} s (--min-speech)")
         own = [OwnSpeech(speaker.turns, samples, self.detector) for speaker in enough]
-        read(recording, Tee(*own))
+        read(recording, Tee(*own), "each speaker's own speech" if progress else None)
         return [Voice(mine.clips(), speaker.voiced_seconds, speaker.label, speaker.turns, evidence)
                 for mine, speaker in zip(own, enough, strict=True)]
 
-    def _speech(self, recording: Recording) -> Activity:
+    def _speech(self, recording: Recording, progress: str | None = None) -> Activity:
         """Where a recording's speech is (one pass over it); AudioError without speech, or with less than
         `min_speech` seconds of it (how much the detector found, and how sure it was, in the message)."""
         listening = self.detector.stream()
-        read(recording, listening)
+        read(recording, listening, progress)
         activity = listening.activity
         assert activity is not None
         name = recording.name

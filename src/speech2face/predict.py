@@ -59,7 +59,7 @@ def predict_files(model: Speech2Face, sources: Sequence[str | os.PathLike], out:
     ready: list[tuple[str | os.PathLike, list[Voice]]] = []
     for source in tqdm(sources, desc="read", unit="file", disable=not progress or len(sources) < 2):
         try:
-            ready.append((source, model.voices(source, settings.speakers)))
+            ready.append((source, model.voices(source, settings.speakers, progress=progress)))
         except Speech2FaceError as error:  # a batch job records the bad item and goes on
             result.failed.append((str(source), str(error)))
             if on_error is not None:

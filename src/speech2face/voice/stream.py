@@ -19,10 +19,13 @@ from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 import numpy as np
+from tqdm import tqdm
 
 from ..errors import AudioError
 from .audio import BLOCK_SAMPLES, SAMPLE_RATE, as_wave, decode_pieces, describe_source, open_input
 from .containers import AudioSource, Decoded, audio_stream, check_decoded
+
+PROGRESS_AFTER_SECONDS = 2.0  # a pass shows a progress bar once it has run this long: a short file never does
 
 
 class Reader(Protocol):
@@ -177,20 +180,30 @@ def _checked(ready: Collect, name: str) -> Iterator[np.ndarray]:
 
 class Recording:
     """A recording read as many times as needed, a block at a time (`stream_audio`), never held whole: a path or
-    a file's bytes is decoded again for every pass; an array (or a file object, read once) is sliced."""
+    a file's bytes is decoded again for every pass; an array (or a file object, read once) is sliced. `blocks_read`:
+    how many blocks the last whole pass gave (None before one)."""
 
     def __init__(self, source: AudioSource | np.ndarray, limit_seconds: float | None = None) -> None:
         self.name = describe_source(source)
         self.limit_seconds = limit_seconds
         rewindable = isinstance(source, (str, os.PathLike, bytes, bytearray))
         self.source = source if rewindable else as_wave(source, limit_seconds)
+        self.blocks_read: int | None = None
 
     def blocks(self) -> Iterator[np.ndarray]:
         return stream_audio(self.source, self.limit_seconds)
 
 
-def read(recording: Recording, reader: Reader) -> None:
-    """One pass over a recording: every block handed to `reader` (a `Tee` for several), then `finish`."""
-    for block in recording.blocks():
+def read(recording: Recording, reader: Reader, progress: str | None = None) -> None:
+    """One pass over a recording: every block handed to `reader` (a `Tee` for several), then `finish`.
+    `progress`: what the pass does, shown with the minutes read once it has run PROGRESS_AFTER_SECONDS."""
+    blocks: Iterator[np.ndarray] = recording.blocks()
+    if progress is not None:
+        blocks = tqdm(blocks, desc=f"{os.path.basename(recording.name)}: {progress}", unit="min",
+                      total=recording.blocks_read, delay=PROGRESS_AFTER_SECONDS, leave=False)
+    count = 0
+    for block in blocks:
         reader.add(block)
+        count += 1
+    recording.blocks_read = count
     reader.finish()
