@@ -52,35 +52,41 @@ def predict_files(model: Speech2Face, sources: Sequence[str | os.PathLike], out:
     synthetic, the main speaker's windows, voiced seconds, feature and landmarks, and `speakers`: each one's
     label, turns, voiced seconds, image ...; with a `gallery.Gallery` also NAME[.speakerK].nearest.png and the
     nearest speakers). NAME is the file's stem, made unique. A bad input is recorded (and passed to
-    `on_error(source, message)`) and the others are still drawn; every file is written atomically."""
+    `on_error(source, message)`) and the others are still drawn; every file is written atomically. Recordings are
+    read and drawn `settings.batch_size` at a time, so that a folder of thousands holds one batch's windows."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     result = BatchResult([], [])
-    ready: list[tuple[str | os.PathLike, list[Voice]]] = []
-    for source in tqdm(sources, desc="read", unit="file", disable=not progress or len(sources) < 2):
+    names: set[str] = set()
+    ready: list[tuple[str | os.PathLike, list[Voice]]] = []  # at most batch_size recordings' windows at a time
+    for index, source in enumerate(tqdm(sources, desc="read", unit="file", disable=not progress or len(sources) < 2)):
         try:
             ready.append((source, model.voices(source, settings.speakers, progress=progress)))
         except Speech2FaceError as error:  # a batch job records the bad item and goes on
             result.failed.append((str(source), str(error)))
             if on_error is not None:
                 on_error(str(source), str(error))
-    names: set[str] = set()
-    for start in range(0, len(ready), settings.batch_size):
-        chunk = ready[start:start + settings.batch_size]
-        for (source, _), prediction in zip(chunk, model.predict_voices([v for _, v in chunk]), strict=True):
-            stem = Path(source).stem or "input"
-            name = stem if stem not in names else f"{stem}-{len(names)}"
-            names.add(name)
-            several = len(prediction.speakers) > 1
-            entries = [_write_speaker(out, f"{name}.{one.label}" if several else name, one, gallery,
-                                      settings.nearest)
-                       for one in prediction.speakers]
-            main = next(entry for entry in entries if entry["label"] == prediction.label)
-            write_json(out / f"{name}.json", {"input": str(source), "synthetic": model.card.synthetic, **main,
-                                              "speakers": entries})
-            result.written.append({"input": str(source), "image": out / main["image"], "prediction": prediction,
-                                   "images": [out / entry["image"] for entry in entries]})
+        if len(ready) == settings.batch_size or (index == len(sources) - 1 and ready):
+            _draw(model, ready, out, names, result, gallery, settings.nearest)
+            ready = []
     return result
+
+
+def _draw(model: Speech2Face, ready: list[tuple[str | os.PathLike, list[Voice]]], out: Path, names: set[str],
+          result: BatchResult, gallery: Gallery | None, nearest: int) -> None:
+    """One batch of read recordings through the networks, each one's files written and recorded in `result`."""
+    for (source, _), prediction in zip(ready, model.predict_voices([v for _, v in ready]), strict=True):
+        stem = Path(source).stem or "input"
+        name = stem if stem not in names else f"{stem}-{len(names)}"
+        names.add(name)
+        several = len(prediction.speakers) > 1
+        entries = [_write_speaker(out, f"{name}.{one.label}" if several else name, one, gallery, nearest)
+                   for one in prediction.speakers]
+        main = next(entry for entry in entries if entry["label"] == prediction.label)
+        write_json(out / f"{name}.json", {"input": str(source), "synthetic": model.card.synthetic, **main,
+                                          "speakers": entries})
+        result.written.append({"input": str(source), "image": out / main["image"], "prediction": prediction,
+                               "images": [out / entry["image"] for entry in entries]})
 
 
 def _write_speaker(out: Path, name: str, prediction: Prediction, gallery: Gallery | None,
