@@ -266,3 +266,23 @@ def test_a_long_talking_face_video_is_prepared_a_group_of_windows_at_a_time(
             assert grouped[key]["audio"] == encode_flac(whole[first:first + round((end - start) * SAMPLE_RATE)])
             assert grouped[key]["audio"] == at_once[key]["audio"]
             np.testing.assert_allclose(grouped[key]["feature"], at_once[key]["feature"], atol=1e-5)
+
+
+def test_the_fallback_detector_hears_a_stream_as_it_hears_the_whole(
+        conversation: tuple[np.ndarray, list[tuple[float, float, str]]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without Silero (its weights missing), the periodicity check's frames are computed as the blocks come: the
+    same regions, seconds and level as on the whole conversation, and a whole block of silence is silent."""
+    from speech2face.voice.activity import silero
+    from speech2face.voice.stream import Recording, read
+
+    monkeypatch.setattr(silero, "WEIGHTS", "no-such-file.onnx")
+    fallback = SpeechDetector("cpu")
+    assert fallback.model is None
+    wave = np.concatenate([conversation[0], np.zeros(BLOCK_SAMPLES + 777, np.float32)])
+    listening = fallback.stream()
+    read(Recording(wave), listening)
+    whole = fallback(wave)
+    assert listening.activity is not None and whole.has_speech
+    assert listening.activity.regions == whole.regions and listening.activity.speech_seconds == whole.speech_seconds
+    assert listening.activity.seconds == whole.seconds and listening.activity.method == whole.method
+    assert listening.activity.level_dbfs == pytest.approx(whole.level_dbfs, abs=1e-9)

@@ -190,27 +190,31 @@ class SpeechDetector:
         return self.batch([wave])[0]
 
     def _fallback(self, wave: np.ndarray) -> Activity:
-        found = periodicity.speech_activity(wave)
-        voiced, _ = periodicity.voiced_frames(wave)
-        regions = merge([(i * periodicity.HOP / SAMPLE_RATE, (i * periodicity.HOP + periodicity.FRAME) / SAMPLE_RATE)
-                         for i in np.flatnonzero(voiced)])
-        return Activity(speech_seconds=found.voiced_seconds, seconds=found.seconds, regions=regions,
-                        peak=1.0 if found.voiced_seconds else 0.0, level_dbfs=level_dbfs(wave), method=self.method,
-                        confidence=1.0 if found.voiced_seconds else 0.0)
+        return _fallback_activity(*periodicity.voiced_frames(wave), len(wave), level_dbfs(wave), self.method)
+
+
+def _fallback_activity(voiced: np.ndarray, loud: np.ndarray, samples: int, level: float, method: str) -> Activity:
+    """What the periodicity fallback's frames say of a recording of `samples` samples at `level` dBFS."""
+    found = periodicity.voicing(voiced, loud, samples)
+    regions = merge([(i * periodicity.HOP / SAMPLE_RATE, (i * periodicity.HOP + periodicity.FRAME) / SAMPLE_RATE)
+                     for i in np.flatnonzero(voiced)])
+    return Activity(speech_seconds=found.voiced_seconds, seconds=found.seconds, regions=regions,
+                    peak=1.0 if found.voiced_seconds else 0.0, level_dbfs=level, method=method,
+                    confidence=1.0 if found.voiced_seconds else 0.0)
 
 
 class DetectorStream:
     """The detector over a recording that passes a block at a time (each BLOCK_SAMPLES long but the last): the
     network reads each block as one stretch, with the CONTEXT samples before it and the state carried, as it
-    reads a whole recording; the level is summed block by block. The fallback keeps the blocks and checks the
-    whole (it has no state to carry)."""
+    reads a whole recording; the level is summed block by block. The fallback's frames are computed as their
+    samples come (`periodicity.FrameStream`)."""
 
     def __init__(self, detector: SpeechDetector) -> None:
         self.detector = detector
         self.state: LstmState | None = None
         self.before = np.zeros(CONTEXT, np.float32)  # the last CONTEXT samples of the block before
         self.probabilities: list[np.ndarray] = []
-        self.kept: list[np.ndarray] = []  # the fallback's blocks
+        self.frames = periodicity.FrameStream()  # the fallback's
         self.samples, self.energy = 0, 0.0
         self.activity: Activity | None = None
 
@@ -221,7 +225,7 @@ class DetectorStream:
         self.samples += block.size
         self.energy += _energy(block)
         if self.detector.model is None:
-            self.kept.append(np.array(block, np.float32))
+            self.frames.add(block)
             return
         piece = np.zeros((1, CONTEXT + BLOCK_SAMPLES), np.float32)
         piece[0, :CONTEXT], piece[0, CONTEXT:CONTEXT + block.size] = self.before, block
@@ -232,7 +236,8 @@ class DetectorStream:
 
     def finish(self) -> None:
         if self.detector.model is None:
-            self.activity = self.detector(np.concatenate(self.kept) if self.kept else np.zeros(0, np.float32))
+            self.activity = _fallback_activity(*self.frames.frames(), self.samples,
+                                               _decibels(self.energy, self.samples), self.detector.method)
             return
         probabilities = np.concatenate(self.probabilities) if self.probabilities else np.zeros(0, np.float32)
         self.activity = _activity(probabilities, self.samples, _decibels(self.energy, self.samples))

@@ -63,6 +63,35 @@ def speech_activity(wave: np.ndarray, sr: int = SAMPLE_RATE) -> Voicing:
     """How much voiced sound a wave holds (see the module docstring)."""
     if sr != SAMPLE_RATE:
         raise ValueError(f"speech_activity reads {SAMPLE_RATE} Hz waves, got {sr}")
-    voiced, loud = voiced_frames(wave)
-    return Voicing(voiced_seconds=float(voiced.sum() * HOP / sr), loud_seconds=float(loud.sum() * HOP / sr),
-                    seconds=len(wave) / sr)
+    return voicing(*voiced_frames(wave), len(wave))
+
+
+def voicing(voiced: np.ndarray, loud: np.ndarray, samples: int) -> Voicing:
+    """What the frames (`voiced_frames`) of a wave of `samples` samples say of it."""
+    return Voicing(voiced_seconds=float(voiced.sum() * HOP / SAMPLE_RATE),
+                   loud_seconds=float(loud.sum() * HOP / SAMPLE_RATE), seconds=samples / SAMPLE_RATE)
+
+
+class FrameStream:
+    """`voiced_frames` of a wave handed in pieces: each frame computed once all its samples have come, from the
+    same samples (the frames and their answers are those of the whole)."""
+
+    def __init__(self) -> None:
+        self.pending = np.zeros(0, np.float64)  # the wave from the next frame's first sample on
+        self.voiced: list[np.ndarray] = []
+        self.loud: list[np.ndarray] = []
+
+    def add(self, samples: np.ndarray) -> None:
+        self.pending = np.concatenate([self.pending, np.asarray(samples, np.float64)])
+        if len(self.pending) < FRAME + 1:  # a frame of the first difference needs FRAME + 1 samples
+            return
+        count = 1 + (len(self.pending) - FRAME - 1) // HOP
+        voiced, loud = voiced_frames(self.pending[:(count - 1) * HOP + FRAME + 1])
+        self.voiced.append(voiced)
+        self.loud.append(loud)
+        self.pending = self.pending[count * HOP:]
+
+    def frames(self) -> tuple[np.ndarray, np.ndarray]:
+        """(voiced, loud) of every whole frame handed in so far."""
+        return (np.concatenate(self.voiced) if self.voiced else np.zeros(0, bool),
+                np.concatenate(self.loud) if self.loud else np.zeros(0, bool))
