@@ -131,7 +131,9 @@ def decode_pieces(container: av.container.InputContainer, stream: av.AudioStream
             found.total += mono.size
             if converted.sample_rate != sr and to_rate is None:
                 to_rate = soxr.ResampleStream(converted.sample_rate, sr, 1, dtype="float32", quality="HQ")
-            yield mono if to_rate is None else to_rate.resample_chunk(mono)
+            piece = mono if to_rate is None else to_rate.resample_chunk(mono)
+            found.handed_on += piece.size
+            yield piece
 
     try:
         for packet in container.demux(stream):
@@ -149,7 +151,9 @@ def decode_pieces(container: av.container.InputContainer, stream: av.AudioStream
                 raise AudioError(f"{name}: decoding outlasted its time limit: a damaged or pathological stream")
         yield from keep(to_float.resample(None))
         if to_rate is not None:
-            yield to_rate.resample_chunk(np.zeros(0, np.float32), last=True)
+            tail = to_rate.resample_chunk(np.zeros(0, np.float32), last=True)
+            found.handed_on += tail.size
+            yield tail
     except av.error.FFmpegError as error:
         raise AudioError(f"{name}: corrupt audio data ({error.strerror})") from error
     except UnicodeDecodeError as error:  # PyAV failed to decode FFmpeg's message about damaged data

@@ -108,11 +108,12 @@ def check_complete(name: str, decoded: float, declared: float | None, codec: str
 
 @dataclass
 class Decoded:
-    """What a decode found as it ran: the stream's rate, how many samples it gave at that rate, and the time (from
-    the stream's start) of the first one."""
+    """What a decode found as it ran: the stream's rate, how many samples it gave at that rate, how many it handed
+    on (at the rate asked for), and the time (from the stream's start) of the first one."""
 
     rate: int = 0
     total: int = 0
+    handed_on: int = 0
     first: float = 0.0
 
 
@@ -135,7 +136,7 @@ def audio_stream(container: av.container.InputContainer, name: str, limit_second
 def check_decoded(source: AudioSource, name: str, container: av.container.InputContainer, stream: av.AudioStream,
                    found: Decoded, declared: float | None, tagged: bool, whole: bool) -> None:
     """AudioError where a decode gave nothing, or (`whole`: read to its end) less than the file says it holds."""
-    if found.total == 0 or found.rate <= 0:
+    if found.handed_on == 0 or found.rate <= 0:
         raise AudioError(f"{name}: contains no audio samples")
     if whole:
         check_complete(name, found.first + found.total / found.rate, declared, stream.codec_context.name, tagged)
