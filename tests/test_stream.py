@@ -142,3 +142,22 @@ def test_a_long_pass_shows_how_far_it_has_read(long_flac: Path, capsys: pytest.C
     read(recording, Collect(), "reading")
     shown = capsys.readouterr().err
     assert "long.flac: reading" in shown and "/3 [" in shown and "min/s" in shown, shown  # out of 3 minutes
+
+
+def test_a_recording_of_one_block_is_decoded_once(media: dict[str, Path], long_flac: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A short file (a minute or less) is kept after its first whole pass, so the pipeline's later passes slice it
+    instead of decoding it again; a longer one is decoded on every pass (and never kept whole)."""
+    from speech2face.voice import stream
+
+    decodes = []
+    decode = stream.decode_pieces
+    monkeypatch.setattr(stream, "decode_pieces", lambda *a, **k: (decodes.append(1), decode(*a, **k))[1])
+    short, long = Recording(media["speech.flac"]), Recording(long_flac)
+    for recording in (short, long):
+        first, again = Collect(), Collect()
+        read(recording, first)
+        read(recording, again)
+        np.testing.assert_array_equal(np.concatenate(again.pieces), np.concatenate(first.pieces))
+    assert len(decodes) == 1 + 2
+    assert isinstance(short.source, np.ndarray) and isinstance(long.source, Path)

@@ -180,8 +180,9 @@ def _checked(ready: Collect, name: str) -> Iterator[np.ndarray]:
 
 class Recording:
     """A recording read as many times as needed, a block at a time (`stream_audio`), never held whole: a path or
-    a file's bytes is decoded again for every pass; an array (or a file object, read once) is sliced. `blocks_read`:
-    how many blocks the last whole pass gave (None before one)."""
+    a file's bytes is decoded again for every pass, unless it fits in one block (a minute), which the first whole
+    pass keeps (a short file is decoded once); an array (or a file object, read once) is sliced. `blocks_read`: how
+    many blocks the last whole pass gave (None before one)."""
 
     def __init__(self, source: AudioSource | np.ndarray, limit_seconds: float | None = None) -> None:
         self.name = describe_source(source)
@@ -191,7 +192,15 @@ class Recording:
         self.blocks_read: int | None = None
 
     def blocks(self) -> Iterator[np.ndarray]:
-        return stream_audio(self.source, self.limit_seconds)
+        if isinstance(self.source, np.ndarray):
+            yield from stream_audio(self.source, self.limit_seconds)
+            return
+        only: np.ndarray | None = None  # the first block, while it is the only one
+        for count, block in enumerate(stream_audio(self.source, self.limit_seconds), start=1):
+            only = block if count == 1 else None
+            yield block
+        if only is not None:  # the whole recording was one block: later passes slice it
+            self.source = only
 
 
 def read(recording: Recording, reader: Reader, progress: str | None = None) -> None:
