@@ -12,7 +12,7 @@ import pytest
 import speech2face as s2f
 from conftest import AUDIO_FORMATS, VIDEO_FORMATS, mutations
 from speech2face.voice.audio import BLOCK_SAMPLES, SAMPLE_RATE
-from speech2face.voice.stream import Blocks, Collect, Cutter, Recording, Tee, read, stream_audio
+from speech2face.voice.stream import Blocks, Collect, Cutter, Recording, Span, Tee, read, stream_audio
 
 
 def streamed(source: object) -> np.ndarray:
@@ -127,6 +127,30 @@ def test_cutter_and_blocks_cut_what_slicing_the_whole_cuts() -> None:
                 np.testing.assert_array_equal(cut, whole[a:b])
     with pytest.raises(ValueError, match="sorted"):
         Cutter([(10, 20), (5, 30)], Collect())
+
+
+def test_span_joins_the_samples_inside_its_ranges_as_they_pass() -> None:
+    """Sorted, non-overlapping ranges (some empty, one past the end, the last open) from pieces of random sizes:
+    what reaches the reader is the slices of the whole joined, and no piece it is handed is longer than the
+    stream's own pieces (nothing is held back)."""
+    rng = np.random.default_rng(3)
+    whole = rng.standard_normal(2 * BLOCK_SAMPLES + 999).astype(np.float32)
+    for trial in range(4):
+        edges = np.sort(rng.choice(whole.size + 5000, 40, replace=False))
+        ranges = [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+        ranges = [*ranges[:-1], (ranges[-1][0], None)] if trial % 2 else [*ranges, (ranges[-1][1], ranges[-1][1])]
+        joined = Collect()
+        span = Span(ranges, joined)
+        pieces = np.split(whole, np.sort(rng.integers(0, whole.size, 30)))
+        for piece in pieces:
+            span.add(piece)
+        span.finish()
+        expected = np.concatenate([whole[a:b] for a, b in ranges])
+        np.testing.assert_array_equal(np.concatenate(joined.pieces) if joined.pieces else expected[:0], expected)
+        assert max(p.size for p in joined.pieces) <= max(p.size for p in pieces)
+    for bad in ([(10, 20), (15, 30)], [(5, 2)], [(0, None), (10, 20)], [(-1, 5)]):
+        with pytest.raises(ValueError, match="overlap"):
+            Span(bad, Collect())
 
 
 def test_a_long_pass_shows_how_far_it_has_read(long_flac: Path, capsys: pytest.CaptureFixture[str],

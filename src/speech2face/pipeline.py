@@ -53,7 +53,7 @@ from .voice import audio
 from .voice.activity import Activity, SpeechDetector
 from .voice.diarize import speakers_from, turns_json, window_reader, windows_in
 from .voice.speakers import WindowEmbedder
-from .voice.stream import Blocks, Collect, Cutter, Recording, Tee, read, sample_range
+from .voice.stream import Blocks, Collect, Cutter, Recording, Span, Tee, read, sample_range
 
 WINDOWS_MAX = 8
 MIN_WINDOW_SPEECH_SECONDS = 0.5  # a 6 s window with less speech than this is skipped
@@ -147,7 +147,7 @@ class OwnSpeech:
         cuts = [(start, min(stop, samples)) for start, stop in (sample_range(*turn) for turn in turns)]
         self.listening = detector.stream()
         self.windows = SpeechWindows(sum(stop - start for start, stop in cuts))
-        self.reader = Cutter(cuts, Blocks(Tee(self.listening, self.windows)))
+        self.reader = Span(cuts, Blocks(Tee(self.listening, self.windows)))  # the turns joined as they pass
 
     def add(self, samples: np.ndarray) -> None:
         self.reader.add(samples)

@@ -174,7 +174,7 @@ def _streamed_windows(segment: Segment, end: float, detector: SpeechDetector,
     stop = round((end - segment.start) * SAMPLE_RATE)
     listening = detector.stream()
     with _as_segment_failure():
-        read(recording, Span(round(segment.start * SAMPLE_RATE), stop, Blocks(listening)))
+        read(recording, Span([(round(segment.start * SAMPLE_RATE), stop)], Blocks(listening)))
     assert listening.activity is not None
     _check_length(segment, end, round(listening.activity.seconds * SAMPLE_RATE))
     pieces, failures = speech_pieces(segment, listening.activity, end)
@@ -186,7 +186,7 @@ def _stream_cuts(segment: Segment, recording: Recording, stop: int,
                  ranges: list[tuple[int, int]]) -> Iterator[np.ndarray]:
     """The audio of each window (`ranges`, from the segment's start), in order, cut as the file streams past."""
     ready = Collect()
-    reader = Span(round(segment.start * SAMPLE_RATE), stop, Cutter(ranges, ready))
+    reader = Span([(round(segment.start * SAMPLE_RATE), stop)], Cutter(ranges, ready))
     with _as_segment_failure():
         for block in recording.blocks():
             reader.add(block)

@@ -6,10 +6,10 @@
 
 `stream_audio` decodes a recording into blocks of BLOCK_SAMPLES (60 s at 16 kHz) with `load_audio`'s checks; every
 pass over a `Recording` decodes it again (hundreds of times faster than real time). What reads the blocks is a
-chain of readers, each with `add(samples)` and `finish()`: `Cutter` hands on given sample ranges, `Span` one stretch
-of the stream, `Blocks` joins pieces back into blocks, `Tee` hands one stream to several readers, `Collect` keeps
-what reaches it; the speech detector (`SpeechDetector.stream`) and the speaker encoder
-(`speakers.WindowEmbedder`) are readers too.
+chain of readers, each with `add(samples)` and `finish()`: `Cutter` hands on given sample ranges one by one,
+`Span` the samples inside given ranges as they pass, `Blocks` joins pieces back into blocks, `Tee` hands one
+stream to several readers, `Collect` keeps what reaches it; the speech detector (`SpeechDetector.stream`) and the
+speaker encoder (`speakers.WindowEmbedder`) are readers too.
 """
 
 from __future__ import annotations
@@ -125,17 +125,32 @@ class Cutter:
 
 
 class Span:
-    """Hands on only the samples of a stream inside [start, stop) (stop None: to its end)."""
+    """Hands on only the samples of a stream inside the given ranges [start, stop) (stop None: to its end), in
+    order, as the stream passes them: the ranges joined, never held (a speaker's hour-long turn costs nothing).
+    The ranges must be sorted and must not overlap."""
 
-    def __init__(self, start: int, stop: int | None, then: Reader) -> None:
-        self.start, self.stop, self.then = start, stop, then
+    def __init__(self, ranges: Sequence[tuple[int, int | None]], then: Reader) -> None:
+        for index, (start, stop) in enumerate(ranges):
+            after = ranges[index + 1][0] if index + 1 < len(ranges) else None
+            if start < 0 or (stop is not None and stop < start) or (
+                    after is not None and (stop is None or after < stop)):
+                raise ValueError("ranges must be sorted, from 0, and must not overlap")
+        self.ranges, self.then = list(ranges), then
+        self.next = 0
         self.seen = 0
 
     def add(self, samples: np.ndarray) -> None:
         first, self.seen = self.seen, self.seen + samples.size
-        inside = samples[max(0, self.start - first):None if self.stop is None else max(0, self.stop - first)]
-        if inside.size:
-            self.then.add(inside)
+        while self.next < len(self.ranges):
+            start, stop = self.ranges[self.next]
+            if start >= self.seen:
+                return
+            inside = samples[max(0, start - first):None if stop is None else max(0, stop - first)]
+            if inside.size:
+                self.then.add(inside)
+            if stop is None or stop > self.seen:
+                return
+            self.next += 1
 
     def finish(self) -> None:
         self.then.finish()
