@@ -28,6 +28,12 @@ SILENT_HOURS = 3
 MEMORY_BOUND_MB = SILENT_HOURS * 3600 * SAMPLE_RATE * 4 / 2**20
 
 
+def never_decoded_whole(expected: int) -> None:
+    """Stands in for load_audio's whole-recording buffer: a test that patches it in proves nothing decoded a file
+    whole."""
+    raise AssertionError("the recording was decoded whole")
+
+
 @pytest.fixture(scope="module")
 def silent_flac(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """3 hours of digital silence, 16 kHz FLAC: a few hundred KB that decode to 173 million samples."""
@@ -176,10 +182,7 @@ def test_a_conversation_read_block_by_block_gives_what_the_whole_gives(
                                      device="cpu")
     expected = diarize.speakers_from(vectors, spans, activity)
 
-    def never_whole(expected: int) -> None:
-        raise AssertionError("the recording was decoded whole")
-
-    monkeypatch.setattr(audio, "_Samples", never_whole)
+    monkeypatch.setattr(audio, "_Samples", never_decoded_whole)
     voices = model.voices(path)
     assert len(voices) == len(expected) == 2
     found = [diarize.Speaker(v.label, v.turns, v.voiced_seconds) for v in voices]
@@ -251,10 +254,7 @@ def test_a_long_talking_face_video_is_prepared_a_group_of_windows_at_a_time(
     monkeypatch.setattr(segment, "WINDOWS_PER_GROUP", 10_000)
     at_once = shards(tmp_path / "at-once")
 
-    def never_whole(expected: int) -> None:
-        raise AssertionError("the recording was decoded whole")
-
-    monkeypatch.setattr(audio, "_Samples", never_whole)
+    monkeypatch.setattr(audio, "_Samples", never_decoded_whole)
     monkeypatch.setattr(segment, "WINDOWS_PER_GROUP", 4)
     grouped = shards(tmp_path / "grouped")
     assert len(pieces) > 12 and len(grouped) > 8, (len(pieces), len(grouped))

@@ -202,11 +202,8 @@ class Speech2Face:
         """The 6 s windows this model reads from a recording (W, 96000), and its seconds of speech.
         Raises AudioError for what cannot be decoded, and where the detector finds no speech (silence,
         noise, tones, music)."""
-        recording = Recording(source, self.max_seconds)
-        activity = self._speech(recording)
-        windows = SpeechWindows(round(activity.seconds * audio.SAMPLE_RATE), activity)
-        read(recording, windows)
-        return windows.clips(), activity.speech_seconds
+        voice = self.voices(source, speakers=1)[0]  # the whole recording as one voice
+        return voice.clips, voice.voiced_seconds
 
     def voices(self, source: AudioInput, speakers: int | None = None, progress: bool = False) -> list[Voice]:
         """A recording's speakers (first heard first), each cut into windows of its own speech only; one Voice

@@ -59,16 +59,18 @@ def predict_files(model: Speech2Face, sources: Sequence[str | os.PathLike], out:
     result = BatchResult([], [])
     names: set[str] = set()
     ready: list[tuple[str | os.PathLike, list[Voice]]] = []  # at most batch_size recordings' windows at a time
-    for index, source in enumerate(tqdm(sources, desc="read", unit="file", disable=not progress or len(sources) < 2)):
+    for source in tqdm(sources, desc="read", unit="file", disable=not progress or len(sources) < 2):
         try:
             ready.append((source, model.voices(source, settings.speakers, progress=progress)))
         except Speech2FaceError as error:  # a batch job records the bad item and goes on
             result.failed.append((str(source), str(error)))
             if on_error is not None:
                 on_error(str(source), str(error))
-        if len(ready) == settings.batch_size or (index == len(sources) - 1 and ready):
+        if len(ready) == settings.batch_size:
             _draw(model, ready, out, names, result, gallery, settings.nearest)
             ready = []
+    if ready:
+        _draw(model, ready, out, names, result, gallery, settings.nearest)
     return result
 
 
