@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -73,9 +74,9 @@ def as_model(train_waves: np.ndarray, train_features: np.ndarray, strength: floa
     """The probe as a model folder (frozen backbone, the head set to the ridge map, the demo's decoder), measured."""
     voice = SpeakerVoiceEncoder.from_speaker_encoder(
         SpeakerVoiceConfig(output_dim=train_features.shape[1], hidden_dim=2 * speakers.EMBEDDING)).eval()
-    with torch.no_grad():
+    with torch.no_grad():  # what the head reads: the d-vector scaled by sqrt(256) (SpeakerVoiceEncoder.forward)
         vectors = torch.cat([voice.backbone.embed_waves(torch.from_numpy(train_waves[i:i + 16]))
-                             for i in range(0, len(train_waves), 16)]).numpy()
+                             for i in range(0, len(train_waves), 16)]).numpy() * math.sqrt(speakers.EMBEDDING)
         mean, spread, weights = ridge_map(vectors, train_features, strength)
         first, second = voice.head[0], voice.head[2]
         first.weight.copy_(torch.from_numpy(np.r_[np.diag(1 / spread), -np.diag(1 / spread)]).float())
