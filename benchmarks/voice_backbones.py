@@ -7,7 +7,9 @@ half), and training time.
     python benchmarks/voice_backbones.py --demo demo [--steps 900] [--out backbones]
 
 Rows: paper (the small CNN, as the demo trains it), speaker (frozen, MLP head), speaker-finetune (the LSTM too, at
-0.1 x lr). Each run is kept in OUT/NAME (rerun to reuse); the table is also written to OUT/table.json.
+0.1 x lr), speaker-ridge (frozen, the head set by ridge regression in closed form, no gradient step: `--fit-head
+--steps 0`), speaker-ridge-trained (that head, then --steps steps of the paper's loss).
+Each run is kept in OUT/NAME (rerun to reuse); the table is also written to OUT/table.json.
 """
 
 from __future__ import annotations
@@ -25,21 +27,25 @@ from speech2face.evaluate.real_voices import judge_real_voices
 from speech2face.model_folder import EVAL_FILE, package_run
 from speech2face.train import train_voice
 
-RUNS = {"paper": ("paper", False), "speaker": ("speaker", False), "speaker-finetune": ("speaker", True)}
+# name: (backbone, fine-tune it, fit the head in closed form, steps (None: --steps))
+RUNS = {"paper": ("paper", False, False, None), "speaker": ("speaker", False, False, None),
+        "speaker-finetune": ("speaker", True, False, None), "speaker-ridge": ("speaker", False, True, 0),
+        "speaker-ridge-trained": ("speaker", False, True, None)}
+STEPS = 700  # the trained rows' default: what the quick demo trained before the closed-form head
 
 
 def run_one(name: str, demo: Path, out: Path, steps: int, seed: int) -> dict[str, object]:
-    backbone, finetune = RUNS[name]
+    backbone, finetune, fit_head, fixed_steps = RUNS[name]
     run = out / name
     start = time.perf_counter()
     if not (run / EVAL_FILE).is_file():
-        size = dataclasses.replace(QUICK, voice_steps=steps)
-        train_voice(demo / "data", demo / "decoder", run, voice_settings(size, seed, backbone, finetune),
-                    resume=True, progress=False)
+        settings = voice_settings(dataclasses.replace(QUICK, voice_steps=steps), seed, backbone, finetune, fit_head)
+        settings = dataclasses.replace(settings, steps=steps if fixed_steps is None else fixed_steps)
+        train_voice(demo / "data", demo / "decoder", run, settings, resume=True, progress=False)
     trained = time.perf_counter() - start
     metrics = evaluate_model(run, demo / "data", run / "report", labels=demo / "world" / "attributes.csv",
                              settings=EvaluationSettings(seed=seed, device="cpu"))
-    what = describe_backbone(backbone, finetune)
+    what = describe_backbone(backbone, finetune, fit_head)
     folder = package_run(run, run / "model", demo_card(metrics, None, seed, 1.0, what))
     real = judge_real_voices(Speech2Face.from_pretrained(folder, device="cpu"), seed=seed, half="choosing")
     cos, sex = metrics["retrieval"]["cos"], metrics["judge"]["sex"]
@@ -54,16 +60,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--demo", type=Path, required=True, help="a s2f demo output folder (world, data, decoder)")
     parser.add_argument("--out", type=Path, default=Path("backbones"))
-    parser.add_argument("--steps", type=int, default=QUICK.voice_steps)
+    parser.add_argument("--steps", type=int, default=STEPS, help="of the trained rows (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs", nargs="+", choices=tuple(RUNS), default=list(RUNS))
     args = parser.parse_args()
 
     rows = [run_one(name, args.demo, args.out, args.steps, args.seed) for name in args.runs]
-    print(f"{'backbone':<18}{'R@1':>6}{'chance':>8}{'R@5':>6}{'chance':>8}{'rank':>6}{'chance':>8}{'sex':>6}"
+    print(f"{'backbone':<22}{'R@1':>6}{'chance':>8}{'R@5':>6}{'chance':>8}{'rank':>6}{'chance':>8}{'sex':>6}"
           f"{'real':>6}{'carlo':>7}{'menardi':>9}{'train s':>9}")
     for row in rows:
-        print(f"{row['backbone']:<18}{row['R@1']:>6.3f}{row['chance_R@1']:>8.3f}{row['R@5']:>6.3f}"
+        print(f"{row['backbone']:<22}{row['R@1']:>6.3f}{row['chance_R@1']:>8.3f}{row['R@5']:>6.3f}"
               f"{row['chance_R@5']:>8.3f}{row['mean_rank']:>6.1f}{row['chance_mean_rank']:>8.1f}{row['judge_sex']:>6.2f}"
               f"{row['real_voices']:>6.2f}{row['carlo']:>7.2f}{row['menardi']:>9.2f}{row['train_seconds']:>9.0f}")
     print("sex: the judge's agreement between the face drawn from the voice and the true face (chance 0.5, upper "

@@ -15,13 +15,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from speech2face import Speech2Face
 from speech2face.cli import main
+from speech2face.data import read_shard
+from speech2face.data.dataset import shard_paths
+from speech2face.data.splits import voice_clip
 from speech2face.demo import DECODER_FIGURES, DemoSettings, DemoSize, run_demo, ship
 from speech2face.files import sha256_of
 from speech2face.model_folder import DECODER_DIR, SHIPPED_DEMO, VOICE_DIR, WEIGHTS_FILE, ModelCard
 from speech2face.models import FaceDecoder, SpeakerVoiceEncoder, load_voice_encoder
+from speech2face.train.ridge import fit_ridge
+from speech2face.voice.speakers import SpeakerEncoder
 
 
 def test_the_shipped_demo_model_loads_at_once_and_matches_its_card(tmp_path: Path,
@@ -128,5 +134,24 @@ def test_demo_reports_real_voices_and_ships_its_model(tmp_path: Path, monkeypatc
     full, half = (Speech2Face.from_pretrained(folder, device="cpu").predict(spoken["long"]).feature
                   for folder in (tmp_path / "run" / "model", shipped))
     assert float(np.dot(full, half) / np.linalg.norm(full) / np.linalg.norm(half)) > 0.999
+    same_head_as_fitted_by_hand(tmp_path / "run")
     assert main(["demo", "--out", str(tmp_path / "x"), "--ship"]) == 2  # only the quick, seed-0, strength-1 demo
     assert "--ship writes the package's demo model" in capsys.readouterr().err
+
+
+def same_head_as_fitted_by_hand(run: Path) -> None:
+    """The demo's voice encoder (frozen speaker encoder, head fitted in closed form, no step) predicts what ridge
+    regression fitted here on the training clips' d-vectors predicts, and training.json says what was chosen."""
+    head = json.loads((run / "voice" / "training.json").read_text())["head_fit"]
+    rows = [(voice_clip(sample, 6.0), sample["meta"]["speaker"])
+            for path in shard_paths(run / "data", "train") for sample in read_shard(path)]
+    assert head["clips"] == len(rows) and head["speakers"] == len({name for _, name in rows}) >= 10
+    waves = torch.from_numpy(np.stack([clip["wave"] for clip, _ in rows]))
+    model = load_voice_encoder(run / "voice").eval()
+    assert isinstance(model, SpeakerVoiceEncoder) and not model.config.finetune
+    with torch.no_grad():
+        vectors = SpeakerEncoder.pretrained("cpu").embed_waves(waves).numpy()
+        predicted = model(waves).numpy()
+    fitted = fit_ridge(vectors, np.stack([clip["feature"] for clip, _ in rows]), [name for _, name in rows], seed=0)
+    assert fitted.summary() == {k: head[k] for k in fitted.summary()}
+    np.testing.assert_allclose(predicted, fitted(vectors), rtol=1e-3, atol=1e-3)

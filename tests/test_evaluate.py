@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from speech2face.errors import DataError
+from speech2face.errors import DataError, ModelError
 from speech2face.evaluate import (
     Probe,
     agreement,
@@ -17,6 +18,8 @@ from speech2face.evaluate import (
     retrieval,
 )
 from speech2face.evaluate.labels import load_labels
+from speech2face.models import SpeakerVoiceConfig, SpeakerVoiceEncoder
+from speech2face.models.voice_encoder import encode_waves
 
 
 def brute_force(pred: np.ndarray, true: np.ndarray, k: int, metric: str, pools: list[np.ndarray]) -> float:
@@ -178,3 +181,15 @@ def test_load_labels_reads_text_binary_and_numeric_columns(tmp_path) -> None:  #
     (tmp_path / "bad.csv").write_text("name,gender\na,f\n")
     with pytest.raises(DataError, match="speaker_id"):
         load_labels(tmp_path / "bad.csv")
+
+
+def test_non_finite_features_are_refused_not_ranked_first() -> None:
+    """NaN compares false with everything: ranked, a broken model's NaN predictions would score R@1 1.0."""
+    true = np.random.default_rng(0).normal(size=(10, 4))
+    with pytest.raises(ValueError, match="non-finite"):
+        retrieval(np.full((10, 4), np.nan), true, pool=None)
+    broken = SpeakerVoiceEncoder(SpeakerVoiceConfig(output_dim=4))
+    with torch.no_grad():
+        broken.head[2].bias.fill_(float("inf"))
+    with pytest.raises(ModelError, match="non-finite features"):
+        encode_waves(broken, torch.zeros(2, 16000))

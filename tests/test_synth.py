@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -15,7 +17,7 @@ from pitch import median_f0
 from speech2face import faces
 from speech2face.cli import main
 from speech2face.synth import ATTRIBUTES, WorldSettings, make_world, recorded, sample_identity
-from speech2face.synth.attributes import FORMANT_SCALE, SEXES, rng, sex_of, voice
+from speech2face.synth.attributes import FORMANT_SCALE, SEXES, Voice, rng, sex_of, voice
 from speech2face.synth.portraits import BUILTIN, load_bases, render_identity
 from speech2face.synth.video import padded_length
 
@@ -374,3 +376,36 @@ def test_a_photo_worlds_voice_follows_what_its_face_shows() -> None:
     assert followed["size"] < -0.8 and followed["nose"] > 0.8 and followed["age"] < -0.8, followed
     control, same_sex = correlations(0.0)
     assert all(abs(r) < 0.3 for r in control.values()) and 0.3 < same_sex < 0.7, (control, same_sex)
+
+
+HUNG_PRAAT = """
+import numpy as np
+from speech2face.synth import recorded
+from speech2face.synth.attributes import Voice, rng
+from speech2face.synth.world import CLIP_PURPOSE, SPEAKER_SETS
+
+source = next(s for s in recorded.sources(SPEAKER_SETS["all"]) if s.speaker.name == "fillets-small-fish")
+wave, names = recorded.gather(source, rng(0, 47, CLIP_PURPOSE), 6.0)
+assert names == ["kuch-m-objev3", "bank-m-nervozni"], names
+voice = Voice(sex="female", pitch_hz=212.84, pitch_range=1.7623, formant_scale=1.1031, rate=0.9547, source=0.42,
+              variant="f4")
+print(len(recorded.change_gender(wave, voice, "female", 234704175)))
+"""
+
+
+def test_a_wide_pitch_range_over_a_deep_pitch_dip_is_narrowed_and_praat_returns() -> None:
+    """The control demo world's identity 47: a small-fish recording whose pitch dips to a quarter of its median,
+    given a range factor of 1.76, took its lowest pitch below 0 Hz and Praat's "Change gender" never returned
+    (the world hung). The range is narrowed so that the lowest pitch stays at 50 Hz; a steady voice keeps its range.
+    Run in a child process with a time limit, so that a regression fails instead of hanging the suite."""
+    import parselmouth
+
+    done = subprocess.run([sys.executable, "-c", HUNG_PRAAT], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and int(done.stdout) > 6 * s2f.SAMPLE_RATE, done.stderr[-2000:]
+    t = np.arange(3 * s2f.SAMPLE_RATE) / s2f.SAMPLE_RATE
+    steady = np.sign(np.sin(2 * np.pi * 180 * t)) * 0.3  # a buzz at 180 Hz: nothing dips
+    wide = Voice(sex="female", pitch_hz=210.0, pitch_range=1.8, formant_scale=1.1, rate=1.0, source=0.5, variant="f4")
+    assert recorded.safe_pitch_range(parselmouth.Sound(steady, s2f.SAMPLE_RATE), wide) == 1.8
+    dipping = np.where(t < 1.5, np.sign(np.sin(2 * np.pi * 300 * t)), np.sign(np.sin(2 * np.pi * 90 * t))) * 0.3
+    narrowed = recorded.safe_pitch_range(parselmouth.Sound(dipping, s2f.SAMPLE_RATE), wide)
+    assert narrowed < 1.8

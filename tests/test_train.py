@@ -116,6 +116,15 @@ def test_the_speaker_backbone_learns_its_head_and_only_then_itself(speaker_model
     assert main(["train", "--data", str(prepared), "--decoder", str(decoder_run), "--out", str(tmp_path / "bad"),
                  "--finetune-backbone", "--steps", "1"]) == 2
     assert "--finetune-backbone needs --voice-backbone speaker" in capsys.readouterr().err
+    assert main(["train", "--data", str(prepared), "--decoder", str(decoder_run), "--out", str(tmp_path / "bad2"),
+                 "--fit-head", "--steps", "0"]) == 2
+    assert "--fit-head needs --voice-backbone speaker" in capsys.readouterr().err
+    # the fixture's world has 4 training speakers: too few to choose a ridge strength by cross-validation
+    assert main(["train", "--data", str(prepared), "--decoder", str(decoder_run), "--out", str(tmp_path / "bad3"),
+                 "--voice-backbone", "speaker", "--fit-head", "--steps", "0", "-q"]) == 2
+    error = capsys.readouterr().err
+    assert "--fit-head: a closed-form head needs at least 10 training speakers" in error and "Traceback" not in error
+    assert not (tmp_path / "bad3" / "model.safetensors").exists()
 
 
 def losses_by_step(run: Path) -> dict[int, float]:

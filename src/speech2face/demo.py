@@ -68,23 +68,30 @@ PHOTO_DECODER_STEPS = 2500  # 128 px on 2 CPU cores: ~28 minutes (docs/face_deco
 # the world's split: 420 identities -> 101 test speakers (retrieval in pools of 100) and 18 val, all on photos no
 # decoder trained on; 301 training speakers
 WORLD_SPLITS = {"val": 0.05, "test": 0.25}
+# voice_steps: of a voice encoder that learns by gradient (--no-fit-head, or a fine-tuned backbone)
 QUICK = DemoSize(identities=420, clips=1, decoder_steps=PHOTO_DECODER_STEPS, voice_steps=700)
 FULL = DemoSize(identities=800, clips=1, decoder_steps=PHOTO_DECODER_STEPS, voice_steps=3000)
 DECODERS = ("auto", "photos", "shipped")  # or a decoder folder
 DECODER_FIGURES = "decoder_photos"  # the card's section of the decoder's held-out photo figures
 DEMO_TERMS = ("its face decoder learnt from CelebA photos: for non-commercial research only (CelebA's terms; the "
               "photos keep their owners' copyright)")
-# the shipped demo's backbone (s2f demo --voice-backbone, --[no-]finetune-backbone), chosen by
-# benchmarks/voice_backbones.py on the quick world and the choosing half of the held-out real voices
+# the shipped demo's voice encoder (s2f demo --voice-backbone, --[no-]finetune-backbone, --[no-]fit-head): the
+# frozen speaker encoder and a ridge head, chosen by benchmarks/voice_backbones.py on the quick world and the
+# choosing half of the held-out real voices
 VOICE_BACKBONE = "speaker"
-FINETUNE_BACKBONE = True
+FINETUNE_BACKBONE = False
+FIT_HEAD = True
 
 
 def voice_settings(size: DemoSize, seed: int, voice_backbone: str = VOICE_BACKBONE,
-                   finetune_backbone: bool = FINETUNE_BACKBONE) -> Any:
-    """How the demo trains its voice encoder (benchmarks/voice_backbones.py trains the others the same way)."""
-    return VoiceTraining(steps=size.voice_steps, distill="none", eval_every=max(100, size.voice_steps // 3), seed=seed,
-                         voice_backbone=voice_backbone, finetune_backbone=finetune_backbone)
+                   finetune_backbone: bool = FINETUNE_BACKBONE, fit_head: bool = FIT_HEAD) -> Any:
+    """How the demo trains its voice encoder (benchmarks/voice_backbones.py trains the others the same way). A
+    fitted head on a frozen backbone takes no gradient step: steps of the paper's loss after it made it worse
+    (benchmarks/voice_backbones.py, speaker-ridge-trained)."""
+    fit_head = fit_head and voice_backbone == "speaker"
+    steps = 0 if fit_head and not finetune_backbone else size.voice_steps
+    return VoiceTraining(steps=steps, distill="none", eval_every=max(100, steps // 3), seed=seed,
+                         voice_backbone=voice_backbone, finetune_backbone=finetune_backbone, fit_head=fit_head)
 
 
 def decoder_settings(size: DemoSize, seed: int) -> Any:
@@ -151,6 +158,7 @@ class DemoSettings:
     workers: int = 2  # processes for synth and prepare
     voice_backbone: str = VOICE_BACKBONE  # as s2f train --voice-backbone
     finetune_backbone: bool = FINETUNE_BACKBONE
+    fit_head: bool = FIT_HEAD  # with the speaker backbone: the head by ridge regression (s2f train --fit-head)
     decoder: str = "auto"  # one of DECODERS, or a decoder folder (see the module's docstring)
     speakers: str = "all"  # the world's source speakers (s2f synth --speakers)
 
@@ -160,7 +168,7 @@ def run_demo(out: str | Path, settings: DemoSettings = DemoSettings(), *, progre
     """Run every stage into `out` (resumable stage by stage); returns the evaluation metrics.
     `size` overrides the quick / full presets (tests use a tiny one)."""
     quick, seed, strength, workers = settings.quick, settings.seed, settings.strength, settings.workers
-    voice_backbone, finetune_backbone = settings.voice_backbone, settings.finetune_backbone
+    voice_backbone, finetune_backbone, fit_head = settings.voice_backbone, settings.finetune_backbone, settings.fit_head
     size = size or (QUICK if quick else FULL)
     out = Path(out)
     started = time.perf_counter()
@@ -189,13 +197,14 @@ def run_demo(out: str | Path, settings: DemoSettings = DemoSettings(), *, progre
     stage("train")
     if not (out / "voice" / EVAL_FILE).is_file():
         train_voice(out / "data", decoder_dir, out / "voice",
-                    voice_settings(size, seed, voice_backbone, finetune_backbone), resume=True, progress=progress)
+                    voice_settings(size, seed, voice_backbone, finetune_backbone, fit_head), resume=True,
+                    progress=progress)
     stage("evaluate")
     labels = world / "attributes.csv"
     metrics = evaluate_model(out / "voice", out / "data", out / "report", labels=labels,
                              settings=EvaluationSettings(seed=seed))
     stage("real voices")
-    what = describe_backbone(voice_backbone, finetune_backbone)
+    what = describe_backbone(voice_backbone, finetune_backbone, fit_head and voice_backbone == "speaker")
     real = real_voices(out, metrics, seed, strength, what, decoder_figures)
     stage("package")
     package_demo(out, metrics, real, seed, strength, what, decoder_figures)
@@ -204,10 +213,11 @@ def run_demo(out: str | Path, settings: DemoSettings = DemoSettings(), *, progre
     return metrics
 
 
-def describe_backbone(voice_backbone: str, finetune_backbone: bool) -> str:
+def describe_backbone(voice_backbone: str, finetune_backbone: bool, fit_head: bool = False) -> str:
     if voice_backbone == "speaker":
+        head = "a linear head fitted in closed form (ridge regression)" if fit_head else "an MLP head"
         return ("voice encoder on a pretrained speaker encoder (Resemblyzer GE2E, "
-                + ("fine-tuned" if finetune_backbone else "frozen") + ") + an MLP head")
+                + ("fine-tuned" if finetune_backbone else "frozen") + f") + {head}")
     return "small voice encoder (the paper's CNN)"
 
 

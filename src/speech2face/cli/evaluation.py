@@ -137,6 +137,10 @@ def register_demo(verbs: argparse._SubParsersAction) -> None:
     setting(parser, "--finetune-backbone", demo.DemoSettings, "with --voice-backbone speaker: train the speaker "
             f"encoder too (default: {'yes' if default_of(demo.DemoSettings, 'finetune_backbone') else 'no'}, chosen by "
             "benchmarks/voice_backbones.py)", action=argparse.BooleanOptionalAction)
+    setting(parser, "--fit-head", demo.DemoSettings, "with --voice-backbone speaker: the head by ridge regression in "
+            "closed form, as s2f train --fit-head; on a frozen backbone it then takes no gradient step (default: "
+            f"{'yes' if default_of(demo.DemoSettings, 'fit_head') else 'no'}, chosen by benchmarks/voice_backbones.py)",
+            action=argparse.BooleanOptionalAction)
     setting(parser, "--speakers", demo.DemoSettings, "the world's source speakers, as s2f synth --speakers",
             choices=tuple(SPEAKER_SETS))
     setting(parser, "--decoder", demo.DemoSettings, "the face decoder the voice encoder trains through: photos "

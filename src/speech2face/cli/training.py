@@ -91,6 +91,10 @@ def register_train(verbs: argparse._SubParsersAction) -> None:
                                                       "with few speakers", choices=VOICE_BACKBONES)
     setting(parser, "--finetune-backbone", VoiceTraining, "with --voice-backbone speaker: train the speaker "
                                                           f"encoder too, at {BACKBONE_LR_SCALE:g} x --lr (else frozen)")
+    setting(parser, "--fit-head", VoiceTraining, "with --voice-backbone speaker: set the head before the first step to "
+                                                 "the ridge regression of the training clips' face features on their "
+                                                 "d-vectors (strength by 5-fold cross-validation over the training "
+                                                 "speakers); with --steps 0 that map is the model")
     add_training_options(parser, VoiceTraining, batch_help="GLOBAL batch, split among processes",
                          eval_help="held-out evaluation every N steps",
                          sizes={"small": "CPU-sized encoder", "paper": "the paper's widths"})

@@ -118,6 +118,8 @@ def retrieval(pred: np.ndarray, true: np.ndarray, ks: tuple[int, ...] = (1, 2, 5
     count = len(pred)
     if count != len(true) or count < 2:
         raise ValueError(f"need as many predictions as truths, at least 2; got {len(pred)} and {len(true)}")
+    if not (np.isfinite(pred).all() and np.isfinite(true).all()):  # NaN compares false: it would rank first
+        raise ValueError("retrieval of non-finite features (NaN or infinity)")
     size = count if pool is None or pool >= count else pool
     rng = np.random.default_rng(seed)
     chunk = max(1, memory // (size * pred.shape[1]))

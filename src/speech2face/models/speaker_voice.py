@@ -72,6 +72,30 @@ class SpeakerVoiceEncoder(PretrainedModel):
             vectors = self.backbone.embed_waves(waves.float())
         return self.head(vectors * math.sqrt(EMBEDDING))  # unit vectors -> entries of about unit size
 
+    @torch.no_grad()
+    def set_linear_head(self, mean: torch.Tensor, spread: torch.Tensor, weights: torch.Tensor,
+                        bias: torch.Tensor) -> None:
+        """Set the head to an affine map of the d-vector v (unit, as `embed_waves` gives it), exactly:
+        head = ((v - mean) / spread) @ weights + bias, with mean, spread (256,), weights (256, output_dim) and
+        bias (output_dim,). The first layer passes z = (v - mean) / spread as [z; -z] and the second reads
+        relu(z) - relu(-z) = z, so a head of hidden_dim >= 512 holds any affine map."""
+        first, second = self.head[0], self.head[2]
+        if self.config.hidden_dim < 2 * EMBEDDING or tuple(weights.shape) != (EMBEDDING, self.config.output_dim):
+            raise ValueError(f"a linear head needs hidden_dim >= {2 * EMBEDDING} and weights of shape "
+                             f"({EMBEDDING}, {self.config.output_dim}); got {self.config.hidden_dim} and "
+                             f"{tuple(weights.shape)}")
+        scale = 1 / (spread * math.sqrt(EMBEDDING))  # the head reads the d-vector x sqrt(256) (forward)
+        first.weight.zero_()
+        first.bias.zero_()
+        second.weight.zero_()
+        first.weight[:EMBEDDING] = torch.diag(scale)
+        first.weight[EMBEDDING:2 * EMBEDDING] = -torch.diag(scale)
+        first.bias[:EMBEDDING] = -mean / spread
+        first.bias[EMBEDDING:2 * EMBEDDING] = mean / spread
+        second.weight[:, :EMBEDDING] = weights.T
+        second.weight[:, EMBEDDING:2 * EMBEDDING] = -weights.T
+        second.bias.copy_(bias)
+
     def parameter_groups(self, lr: float) -> list[dict[str, object]]:
         """Adam's groups: the head at `lr`, a fine-tuned backbone at BACKBONE_LR_SCALE x lr."""
         groups: list[dict[str, object]] = [{"params": list(self.head.parameters()), "lr": lr}]

@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..errors import ModelError
 from ..voice.audio import CLIP_FRAMES, N_FREQ, spectrogram
 from .pretrained import DataclassConfig, PretrainedModel
 
@@ -187,6 +188,10 @@ def encode_waves(model: nn.Module, waves: torch.Tensor, batch: int = 16) -> torc
     was_training = model.training
     model.eval()
     try:
-        return torch.cat([model(model_inputs(model, chunk.to(device))).float().cpu() for chunk in waves.split(batch)])
+        features = torch.cat([model(model_inputs(model, chunk.to(device))).float().cpu()
+                              for chunk in waves.split(batch)])
     finally:
         model.train(was_training)
+    if not bool(torch.isfinite(features).all()):  # a broken model would otherwise score and draw garbage
+        raise ModelError("the voice encoder gives non-finite features (NaN or infinity): its weights are broken")
+    return features

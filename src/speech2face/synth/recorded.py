@@ -20,6 +20,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soxr
@@ -32,6 +33,9 @@ from .attributes import FORMANT_SCALE, Voice
 MIN_SECONDS = 3.0  # a clip's utterances add up to at least this much (like the espeak world's ~3 s)
 GAP_SECONDS = 0.2  # silence between two utterances
 PITCH_FLOOR_HZ, PITCH_CEILING_HZ = 75.0, 600.0  # Praat's pitch analysis range for "Change gender"
+# the lowest F0 a changed voice may reach (no human voice goes lower): a wider pitch range that would drive the
+# recording's lowest pitch below it (towards 0 Hz, where Praat's "Change gender" never returns) is narrowed to it
+LOWEST_CHANGED_F0_HZ = 50.0
 TRIM_DB = 35.0  # leading / trailing audio this far below the utterance's peak frame is cut
 PEAK = 0.9  # output peak level
 SPEAK_TRIES = 5
@@ -195,13 +199,29 @@ def change_gender(wave: np.ndarray, voice: Voice, source_sex: str, seed: int = 0
     sound = parselmouth.Sound(wave.astype(np.float64), SAMPLE_RATE)
     formant_ratio = voice.formant_scale / FORMANT_SCALE[source_sex]
     changed = call(sound, "Change gender", PITCH_FLOOR_HZ, PITCH_CEILING_HZ, formant_ratio, voice.pitch_hz,
-                   voice.pitch_range, 1.0 / voice.rate)
+                   safe_pitch_range(sound, voice), 1.0 / voice.rate)
     out = np.asarray(changed.values[0], np.float32)
     if round(changed.sampling_frequency) != SAMPLE_RATE:
 
         out = soxr.resample(out, changed.sampling_frequency, SAMPLE_RATE, quality="HQ").astype(np.float32)
     peak = float(np.abs(out).max(initial=0.0))
     return out * (PEAK / peak) if peak > 0 else out
+
+
+def safe_pitch_range(sound: Any, voice: Voice) -> float:
+    """The voice's pitch range factor, narrowed where it would take the recording's lowest pitch below
+    LOWEST_CHANGED_F0_HZ. "Change gender" scales each pitch f as median' + range x (f x median' / median - median'),
+    with median' the new median: a recording with deep dips (creak, an octave error) and a wide range would reach
+    0 Hz or below, and Praat then loops for ever (seen: a small-fish recording, range 1.76, new median 213 Hz)."""
+    pitch = sound.to_pitch(pitch_floor=PITCH_FLOOR_HZ, pitch_ceiling=PITCH_CEILING_HZ).selected_array["frequency"]
+    voiced = pitch[pitch > 0]
+    if not len(voiced):
+        return voice.pitch_range
+    lowest = float(voiced.min()) * voice.pitch_hz / float(np.median(voiced))  # the lowest pitch, moved to median'
+    headroom = voice.pitch_hz - LOWEST_CHANGED_F0_HZ
+    if voice.pitch_range * (voice.pitch_hz - lowest) <= headroom:
+        return voice.pitch_range
+    return headroom / (voice.pitch_hz - lowest)
 
 
 def pick_source(speakers: tuple[Source, ...], sex: str, draw: float) -> Source:

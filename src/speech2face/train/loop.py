@@ -163,8 +163,10 @@ def fit(task: Task, settings: TrainingSettings, out: Path, context: distributed.
         raise DataError(f"the training stream ended at step {step}")
     if not context.main:
         return {"step": step}
-    if quality is None:  # a finished run resumed: nothing trained, evaluate what is there
+    if quality is None:  # nothing trained (a finished run resumed, or --steps 0): evaluate what is there
         quality, best = evaluate(task, step, out, best)
+        if not (out / WEIGHTS_FILE).exists():  # --steps 0: the model as the task built it (a fitted head)
+            save_checkpoint(out, task, optimizer, scheduler, step, best)
     result = {"step": step, "held_out": quality, **task.header(),
               "note": "held-out speakers (val split, else test); pool = the whole held-out set"}
     write_json(out / EVAL_FILE, result)

@@ -8,9 +8,11 @@ process would on the same batch. The run keeps the best held-out R@1 in `best/`.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -27,10 +29,15 @@ from ..faces import get_encoder
 from ..losses import PAPER_DISTILL_WEIGHT, PAPER_NORM_WEIGHT, PAPER_TEMPERATURE, voice_losses
 from ..models import new_voice_encoder
 from ..models.face_decoder import FaceDecoder
+from ..models.speaker_voice import SpeakerVoiceEncoder
 from ..models.voice_encoder import encode_waves, model_inputs
 from .loop import TrainingSettings, run
+from .ridge import fit_ridge
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 DISTILL_CHOICES = ("auto", "teacher", "fitted", "none")
+HEAD_FIT_BATCH = 64  # clips embedded at once for the closed-form head
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,7 @@ class VoiceTraining(TrainingSettings):
     eval_clips: int = 512
     voice_backbone: str = "paper"  # paper (the CNN on spectrograms) or speaker (pretrained speaker encoder + head)
     finetune_backbone: bool = False  # with voice_backbone speaker: train the speaker encoder too (else frozen)
+    fit_head: bool = False  # with voice_backbone speaker: set the head by ridge regression before any step (ridge.py)
 
 
 def fitted_classifier(paths: list[Path], seed: int, steps: int = 300) -> torch.nn.Linear:
@@ -120,6 +128,8 @@ class VoiceTask:
                                            settings.finetune_backbone).to(self.device)
         except ValueError as error:  # an unknown backbone, or fine-tuning one that has nothing pretrained
             raise DataError(str(error)) from error
+        self.head_fit = fit_linear_head(self.model, self.train_paths, settings, self.device) if settings.fit_head \
+            else None
 
     def stream(self, rank: int, world_size: int, start_epoch: int) -> IterableDataset:
         s = self.settings
@@ -157,8 +167,47 @@ class VoiceTask:
 
     def header(self) -> dict[str, Any]:
         return {"distill": self.distill_kind, "voice_backbone": self.settings.voice_backbone,
-                "finetune_backbone": self.settings.finetune_backbone, "decoder": str(Path(self.decoder_dir).resolve()),
+                "finetune_backbone": self.settings.finetune_backbone, "head_fit": self.head_fit,
+                "decoder": str(Path(self.decoder_dir).resolve()),
                 "data": str(Path(self.data).resolve())}
+
+
+def fit_linear_head(model: nn.Module, paths: list[Path], settings: VoiceTraining,
+                    device: torch.device) -> dict[str, Any]:
+    """Set a speaker voice encoder's head to the ridge map (`ridge.fit_ridge`) from the d-vectors of every training
+    clip's first `settings.seconds` to its face feature; returns what was chosen (for training.json)."""
+    if not isinstance(model, SpeakerVoiceEncoder):
+        raise DataError("--fit-head needs --voice-backbone speaker (the head on the speaker encoder's d-vector)")
+    vectors, features, speakers = [], [], []
+    stream = ShardStream(paths, lambda s: voice_clip(s, settings.seconds) | {"speaker": s["meta"]["speaker"]},
+                         shuffle=False, loop=False, faces=False)
+    with torch.no_grad():
+        for batch in batched(stream, HEAD_FIT_BATCH):
+            waves = torch.from_numpy(np.stack([item["wave"] for item in batch])).to(device)
+            vectors.append(model.backbone.embed_waves(waves).float().cpu().numpy())
+            features.extend(item["feature"] for item in batch)
+            speakers.extend(str(item["speaker"]) for item in batch)
+    try:
+        fitted = fit_ridge(np.concatenate(vectors), np.stack(features), speakers, seed=settings.seed)
+    except ValueError as error:
+        raise DataError(f"--fit-head: {error}") from error
+    model.set_linear_head(*(torch.from_numpy(np.asarray(a, np.float32)).to(device) for a in (
+        fitted.input_mean, fitted.input_spread, fitted.weights * fitted.spread_scale, fitted.output_mean)))
+    log.info("head fitted in closed form on %d clips of %d speakers: %s", len(speakers), len(set(speakers)),
+             fitted.summary())
+    return {"clips": len(speakers), "speakers": len(set(speakers)), **fitted.summary()}
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of `size` consecutive items (the last may be shorter)."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def train_voice(data: str | Path, decoder_dir: str | Path, out: str | Path, settings: VoiceTraining | None = None,
