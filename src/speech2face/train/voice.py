@@ -195,6 +195,9 @@ def fit_linear_head(model: nn.Module, paths: list[Path], settings: VoiceTraining
         fitted.input_mean, fitted.input_spread, fitted.weights * fitted.spread_scale, fitted.output_mean)))
     log.info("head fitted in closed form on %d clips of %d speakers: %s", len(speakers), len(set(speakers)),
              fitted.summary())
+    if fitted.cv_rank_over_chance >= 1.0:
+        log.warning("the fitted head ranks held-back speakers' faces no better than chance (cross-validated mean "
+                    "rank / chance %.2f): these voices tell nothing of these faces", fitted.cv_rank_over_chance)
     return {"clips": len(speakers), "speakers": len(set(speakers)), **fitted.summary()}
 
 
