@@ -187,6 +187,8 @@ def fit_linear_head(model: nn.Module, paths: list[Path], settings: VoiceTraining
             vectors.append(model.backbone.embed_waves(waves).float().cpu().numpy())
             features.extend(item["feature"] for item in batch)
             speakers.extend(str(item["speaker"]) for item in batch)
+    if not speakers:
+        raise DataError("--fit-head: the train shards hold no readable clip")
     try:
         fitted = fit_ridge(np.concatenate(vectors), np.stack(features), speakers, seed=settings.seed)
     except ValueError as error:
