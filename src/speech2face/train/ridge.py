@@ -17,6 +17,7 @@ dominates).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,23 +82,19 @@ def fit_ridge(x: np.ndarray, y: np.ndarray, speakers: list[str], seed: int = 0,
         raise ValueError(f"a closed-form head needs at least {MIN_SPEAKERS} training speakers, one name per "
                          f"clip; got {len(set(speakers))} speakers for {len(x)} clips")
     folds = speaker_folds(speakers, FOLDS, seed)
-    best: tuple[float, float, float] | None = None  # (rank over chance, strength, spread scale)
-    for strength in strengths:
-        fitted = [(solve(x[_rest(len(x), fold)], y[_rest(len(x), fold)], strength), fold) for fold in folds]
-        scale = float(np.mean([np.linalg.norm(y[fold] - f.output_mean, axis=1).mean()
-                               / max(np.linalg.norm(f.deviations(x[fold]), axis=1).mean(), 1e-12)
-                               for f, fold in fitted]))
-        ranks = []
-        for f, fold in fitted:
-            found = retrieval(f.output_mean + scale * f.deviations(x[fold]), y[fold], pool=None, seed=seed)
-            ranks.append(found["mean_rank"] / found["chance_mean_rank"])
-        if best is None or float(np.mean(ranks)) < best[0]:
-            best = (float(np.mean(ranks)), strength, scale)
-    assert best is not None
-    chosen = solve(x, y, best[1], best[2])
-    return RidgeMap(chosen.input_mean, chosen.input_spread, chosen.weights, chosen.output_mean, best[1], best[2],
-                    best[0])
+    rank, strength, scale = min(cross_validate(x, y, folds, strength, seed) for strength in strengths)
+    return dataclasses.replace(solve(x, y, strength, scale), cv_rank_over_chance=rank)
 
 
-def _rest(count: int, fold: np.ndarray) -> np.ndarray:
-    return np.setdiff1d(np.arange(count), fold)
+def cross_validate(x: np.ndarray, y: np.ndarray, folds: list[np.ndarray], strength: float,
+                   seed: int) -> tuple[float, float, float]:
+    """One strength on held-back folds: (mean rank / chance, the strength, the spread scale). The scale is the
+    folds' mean distance of the true features from the mean over that of the predicted deviations."""
+    fitted = [(solve(np.delete(x, fold, axis=0), np.delete(y, fold, axis=0), strength), fold) for fold in folds]
+    scale = float(np.mean([np.linalg.norm(y[fold] - f.output_mean, axis=1).mean()
+                           / max(np.linalg.norm(f.deviations(x[fold]), axis=1).mean(), 1e-12) for f, fold in fitted]))
+    ranks = []
+    for f, fold in fitted:
+        found = retrieval(f.output_mean + scale * f.deviations(x[fold]), y[fold], pool=None, seed=seed)
+        ranks.append(found["mean_rank"] / found["chance_mean_rank"])
+    return float(np.mean(ranks)), strength, scale
