@@ -21,10 +21,9 @@ def world(rng: np.random.Generator, speakers: int, clips: int,
           noise: float) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Inputs (N, 12) and outputs (N, 6) linked by TRUTH, with a large shared output mean (as face features have),
     `clips` noisy inputs per speaker sharing its output."""
-    truth = TRUTH
     people = rng.normal(size=(speakers, 12))
     x = np.repeat(people, clips, axis=0) + noise * rng.normal(size=(speakers * clips, 12))
-    y = np.repeat(people @ truth, clips, axis=0) + 20.0
+    y = np.repeat(people @ TRUTH, clips, axis=0) + 20.0
     return x, y, [f"id{i:03d}" for i in range(speakers) for _ in range(clips)]
 
 

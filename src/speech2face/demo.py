@@ -168,8 +168,8 @@ def run_demo(out: str | Path, settings: DemoSettings = DemoSettings(), *, progre
     """Run every stage into `out` (resumable stage by stage); returns the evaluation metrics.
     `size` overrides the quick / full presets (tests use a tiny one)."""
     quick, seed, strength, workers = settings.quick, settings.seed, settings.strength, settings.workers
-    voice_backbone, finetune_backbone, fit_head = settings.voice_backbone, settings.finetune_backbone, settings.fit_head
     size = size or (QUICK if quick else FULL)
+    training = voice_settings(size, seed, settings.voice_backbone, settings.finetune_backbone, settings.fit_head)
     out = Path(out)
     started = time.perf_counter()
     current: list[tuple[str, float]] = []
@@ -196,15 +196,13 @@ def run_demo(out: str | Path, settings: DemoSettings = DemoSettings(), *, progre
             synthetic=True)
     stage("train")
     if not (out / "voice" / EVAL_FILE).is_file():
-        train_voice(out / "data", decoder_dir, out / "voice",
-                    voice_settings(size, seed, voice_backbone, finetune_backbone, fit_head), resume=True,
-                    progress=progress)
+        train_voice(out / "data", decoder_dir, out / "voice", training, resume=True, progress=progress)
     stage("evaluate")
     labels = world / "attributes.csv"
     metrics = evaluate_model(out / "voice", out / "data", out / "report", labels=labels,
                              settings=EvaluationSettings(seed=seed))
     stage("real voices")
-    what = describe_backbone(voice_backbone, finetune_backbone, fit_head and voice_backbone == "speaker")
+    what = describe_backbone(training.voice_backbone, training.finetune_backbone, training.fit_head)
     real = real_voices(out, metrics, seed, strength, what, decoder_figures)
     stage("package")
     package_demo(out, metrics, real, seed, strength, what, decoder_figures)

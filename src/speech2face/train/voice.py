@@ -9,16 +9,15 @@ process would on the same batch. The run keeps the best held-out R@1 in `best/`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import IterableDataset
+from torch.utils.data import DataLoader, IterableDataset
 
 from .. import distributed
 from ..data.dataset import ShardStream, shard_paths
@@ -35,7 +34,6 @@ from .loop import TrainingSettings, run
 from .ridge import fit_ridge
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 DISTILL_CHOICES = ("auto", "teacher", "fitted", "none")
 HEAD_FIT_BATCH = 64  # clips embedded at once for the closed-form head
 
@@ -182,7 +180,7 @@ def fit_linear_head(model: nn.Module, paths: list[Path], settings: VoiceTraining
     stream = ShardStream(paths, lambda s: voice_clip(s, settings.seconds) | {"speaker": s["meta"]["speaker"]},
                          shuffle=False, loop=False, faces=False)
     with torch.no_grad():
-        for batch in batched(stream, HEAD_FIT_BATCH):
+        for batch in DataLoader(stream, batch_size=HEAD_FIT_BATCH, collate_fn=list):
             waves = torch.from_numpy(np.stack([item["wave"] for item in batch])).to(device)
             vectors.append(model.backbone.embed_waves(waves).float().cpu().numpy())
             features.extend(item["feature"] for item in batch)
@@ -201,18 +199,6 @@ def fit_linear_head(model: nn.Module, paths: list[Path], settings: VoiceTraining
         log.warning("the fitted head ranks held-back speakers' faces no better than chance (cross-validated mean "
                     "rank / chance %.2f): these voices tell nothing of these faces", fitted.cv_rank_over_chance)
     return {"clips": len(speakers), "speakers": len(set(speakers)), **fitted.summary()}
-
-
-def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """Lists of `size` consecutive items (the last may be shorter)."""
-    batch: list[T] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def train_voice(data: str | Path, decoder_dir: str | Path, out: str | Path, settings: VoiceTraining | None = None,
